@@ -39,8 +39,12 @@ class ScoreRequest(BaseModel):
     top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling (profile default).")
     max_thinking_tokens: int | None = Field(None, ge=1, description="Thinking budget per judgment; past it "
                                             "the verdict is forced (status forced). Profile default.")
-    seed: int | None = Field(None, description="Sampling seed, for reproducible sampled judgments.")
-    return_reasoning: bool = Field(False, description="Include the judge's thinking for each sample.")
+    seed: int | None = Field(None, description="Sampling seed, for reproducible sampled judgments. GPU servers "
+                             "only: a CPU server answers 422 (vLLM's CPU sampler cannot honour it safely).")
+    return_reasoning: bool = Field(False, description="Include the judge's thinking for each sample, and each "
+                                   "sample's full output with its own verdict (outputs).")
+    return_prompt: bool = Field(False, description="Include the prompt the judge was shown, as chat messages "
+                                "with the fields filled in (a truncated response as truncated).")
     cache: bool | None = Field(None, description="Reuse cached judgments. Default: on for greedy sampling.")
     mode: Literal["judge", "verify", "hybrid", "both"] = Field(
         "judge", description="judge: the thinking judge. verify: math-verify against each item's reference "
@@ -53,7 +57,7 @@ class ScoreRequest(BaseModel):
         return JudgeOptions.from_profile(
             profile, samples=self.samples, temperature=self.temperature, top_p=self.top_p,
             max_thinking_tokens=self.max_thinking_tokens, seed=self.seed, return_reasoning=self.return_reasoning,
-            cache=self.cache, mode=self.mode,
+            return_prompt=self.return_prompt, cache=self.cache, mode=self.mode,
         )
 
 
@@ -65,6 +69,17 @@ class UsageOut(BaseModel):
 class VerifyOut(BaseModel):
     status: str = Field(description="correct, incorrect, inconclusive (nothing parseable), timeout or error.")
     message: str | None = None
+
+
+class SampleOut(BaseModel):
+    text: str = Field(description="What the judge generated: thinking and answer (a forced verdict included).")
+    verdict: str | None = Field(description="This sample's verdict label; null without one.")
+    status: ItemStatus = Field(description="ok, forced, unparsed, truncated or error, for this sample.")
+
+
+class PromptMessage(BaseModel):
+    role: str
+    content: str
 
 
 class ScoreResult(BaseModel):
@@ -79,6 +94,8 @@ class ScoreResult(BaseModel):
     usage: UsageOut
     truncated_input: bool = Field(False, description="The response was shortened to fit the model's context.")
     reasoning: list[str] | None = Field(None, description="The judge's thinking per sample, when requested.")
+    outputs: list[SampleOut] | None = Field(None, description="Each sample's full output, with return_reasoning.")
+    prompt: list[PromptMessage] | None = Field(None, description="The judge's prompt, with return_prompt.")
     message: str | None = Field(None, description="Why the item is not ok.")
     source: Literal["judge", "verify"] = Field("judge", description="Which decided the reward.")
     verify: VerifyOut | None = Field(None, description="The rule-based check, when one ran (modes other than judge).")
@@ -91,6 +108,9 @@ class ScoreResult(BaseModel):
                    agreement=j.agreement, cached=r.cached,
                    usage=UsageOut(prompt_tokens=j.usage.prompt_tokens, completion_tokens=j.usage.completion_tokens),
                    truncated_input=j.truncated_input, reasoning=j.reasoning, message=j.message, source=j.source,
+                   outputs=None if j.outputs is None else [
+                       SampleOut(text=o.text, verdict=o.verdict, status=o.status) for o in j.outputs],
+                   prompt=None if r.prompt is None else [PromptMessage(**m) for m in r.prompt],
                    verify=None if j.verify is None else VerifyOut(status=j.verify.status, message=j.verify.message),
                    verify_agrees=j.verify_agrees)
 
@@ -135,5 +155,6 @@ class JudgeInfo(BaseModel):
 
 
 class JudgesResponse(BaseModel):
+    model: str = Field(description="The judge model this server runs.")
     default: str
     judges: list[JudgeInfo]

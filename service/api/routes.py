@@ -58,6 +58,9 @@ def _check(body: ScoreRequest, request: Request):
         raise ApiError(ErrorCode.invalid_request,
                        f"max_thinking_tokens must be at most the judge's max_tokens ({opts.max_tokens})",
                        "max_thinking_tokens")
+    if body.seed is not None and state.engine is not None and not state.engine.seeded_sampling:
+        raise ApiError(ErrorCode.invalid_request, "seed is not supported by this server's engine (vLLM on CPU "
+                       "cannot rewind a seeded sampler); leave it out, or use a GPU server", "seed")
     if body.mode != "judge" and state.verifier is None:
         raise ApiError(ErrorCode.invalid_request, f"mode {body.mode!r} needs rule-based verification, which is "
                        "off on this server (LIBRA_VERIFY_WORKERS=0)", "mode")
@@ -126,7 +129,7 @@ async def score(body: ScoreRequest, request: Request) -> ScoreResponse | Respons
 @router.get("/judges", response_model=JudgesResponse, summary="The judge profiles this server offers")
 async def judges(request: Request) -> JudgesResponse:
     state = request.app.state
-    return JudgesResponse(default=state.default_judge,
+    return JudgesResponse(model=state.engine.model_name, default=state.default_judge,
                           judges=[JudgeInfo(**p.describe()) for _, p in sorted(state.profiles.items())])
 
 

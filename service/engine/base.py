@@ -51,6 +51,7 @@ class JudgeEngine(Protocol):
 
     model_name: str
     tokenizer: Any  # a Hugging Face tokenizer: the judge renders and tokenizes prompts itself
+    seeded_sampling: bool  # False where a per-request seed is unsafe (the service refuses seeds there)
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingSpec, request_id: str) -> Generation:
         """Generate ``sampling.n`` completions; cancelling the awaiting task aborts the request."""

@@ -19,8 +19,9 @@ from service.engine.base import Completion, EngineDead, Generation, SamplingSpec
 
 class FakeEngine:
     def __init__(self, tokenizer: Any, reply: str | Callable[[str, int], str], model_name: str = "fake",
-                 delay_s: float = 0.0, max_model_len: int | None = None):
+                 delay_s: float = 0.0, max_model_len: int | None = None, seeded_sampling: bool = True):
         self.tokenizer = tokenizer
+        self.seeded_sampling = seeded_sampling
         self.model_name = model_name
         self._reply = reply if callable(reply) else (lambda _prompt, _i: reply)
         self.delay_s = delay_s

@@ -48,6 +48,10 @@ class VllmEngine:
         self.tokenizer = tokenizer
         self.model_name = model_name
         self.max_model_len: int = llm.model_config.max_model_len
+        # vLLM rewinds a seeded request's generator when it discards a token sampled mid chunked
+        # prefill, through a CUDA-only API: on CPU that kills the engine core ("CPU Generator does not
+        # use offset"), so one seeded request in a large batch would take the service down.
+        self.seeded_sampling = not is_cpu_platform()
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingSpec, request_id: str) -> Generation:
         from vllm import SamplingParams, TokensPrompt

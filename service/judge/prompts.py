@@ -10,12 +10,14 @@ special tokens.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Private-use code points: no chat template or profile text contains them.
 _SENTINEL = "\ue000{}\ue001"
 FIELDS = ("question", "response", "reference")
+_FIELD_RE = re.compile(r"\{(" + "|".join(FIELDS) + r")\}")
 
 
 def _with_sentinels(text: str) -> str:
@@ -34,6 +36,8 @@ class PromptRenderer:
 
     def __init__(self, tokenizer: Any, messages: Sequence[Mapping[str, str]] = (), raw_prompt: str | None = None):
         self.tokenizer = tokenizer
+        self._raw_prompt = raw_prompt
+        self._messages = [{"role": m["role"], "content": m["content"]} for m in messages]
         if raw_prompt is not None:
             # The tokenizer's own leading special tokens (a BOS for Llama-style models, none for Qwen).
             lead = tokenizer.decode(tokenizer.encode("", add_special_tokens=True), skip_special_tokens=False)
@@ -73,6 +77,19 @@ class PromptRenderer:
         for piece, _ in pieces:
             ids.extend(tok.id for tok in model.tokenize(piece))
         return ids
+
+    def fill(self, question: str, response: str, reference: str | None = None) -> list[dict[str, str]]:
+        """The prompt as chat messages with the fields filled in (before the chat template), for people
+        and SFT data; a raw-prompt judge's prompt is one user message. One pass: a field's value that
+        contains ``{response}`` stays as written."""
+        values = {"question": question, "response": response, "reference": reference or ""}
+
+        def sub(text: str) -> str:
+            return _FIELD_RE.sub(lambda m: values[m.group(1)], text)
+
+        if self._raw_prompt is not None:
+            return [{"role": "user", "content": sub(self._raw_prompt)}]
+        return [{"role": m["role"], "content": sub(m["content"])} for m in self._messages]
 
     def render(self, question: str, response: str, reference: str | None = None) -> list[int]:
         ids, _ = self.render_parts(question, response, reference)

@@ -67,7 +67,8 @@ class JudgeOptions:
     max_tokens: int = 1024
     max_thinking_tokens: int | None = None
     seed: int | None = None
-    return_reasoning: bool = False
+    return_reasoning: bool = False  # also each sample's full output and verdict
+    return_prompt: bool = False  # the judge's prompt as chat messages (an output option: not in the cache key)
     cache: bool | None = None  # None: on for greedy sampling, off otherwise
     mode: str = "judge"  # judge | verify | hybrid | both (rule-based verification against the reference)
 
@@ -99,6 +100,15 @@ class Usage:
     completion_tokens: int = 0
 
 
+@dataclass(frozen=True)
+class SampleOutput:
+    """One sample as the judge generated it (with a forced verdict's closing, if one was forced)."""
+
+    text: str
+    verdict: str | None
+    status: ItemStatus
+
+
 @dataclass
 class Judgment:
     """The outcome of judging one unique item (shared by its duplicates and cache hits)."""
@@ -110,6 +120,7 @@ class Judgment:
     agreement: float | None = None
     usage: Usage = field(default_factory=Usage)
     reasoning: list[str] | None = None
+    outputs: list[SampleOutput] | None = None  # with return_reasoning: each sample's text, verdict, status
     message: str | None = None
     truncated_input: bool = False
     source: str = "judge"  # judge | verify: which decided the reward
@@ -123,6 +134,7 @@ class ItemResult:
     id: str | None
     judgment: Judgment
     cached: bool = False  # served from the cache or from an identical item (no engine work)
+    prompt: list[dict[str, str]] | None = None  # with return_prompt: the messages the judge was shown
 
     def __getattr__(self, name: str):  # result.status, result.reward, ... read through
         return getattr(self.__dict__["judgment"], name)
@@ -155,6 +167,7 @@ class _Prepared:
     key: str | None = None
     early: Judgment | None = None  # invalid / too_long: decided without the engine
     truncated_input: bool = False
+    prompt: list[dict[str, str]] | None = None
 
 
 class Scorer:
@@ -242,9 +255,13 @@ class Scorer:
                     f"the prompt is {len(ids)} tokens; with {need} tokens for the judge's output it exceeds "
                     f"the model's context of {self.max_model_len} tokens"))
                 return prep
-            ids, _ = renderer.render_parts(item.question, item.response, item.reference,
-                                           response_ids=_truncate(ids[start:end], room, mark, p.truncate))
+            cut = _truncate(ids[start:end], room, mark, p.truncate)
+            ids, _ = renderer.render_parts(item.question, item.response, item.reference, response_ids=cut)
             prep.truncated_input = True
+            if opts.return_prompt:
+                prep.prompt = renderer.fill(item.question, self.engine.tokenizer.decode(cut), item.reference)
+        if opts.return_prompt and prep.prompt is None:
+            prep.prompt = renderer.fill(item.question, item.response, item.reference)
         prep.ids = ids
         model = getattr(self.engine, "model_name", "")
         prep.key = judgment_key(p.source or p.name, model, opts.samples, opts.temperature, opts.top_p,
@@ -300,7 +317,7 @@ class Scorer:
                 if opts.mode == "both" and outcome is not None and outcome.conclusive and j.reward is not None:
                     j.verify_agrees = (j.reward >= 0.5) == (outcome.status == "correct")
                     self.stats.verify_agreement["agree" if j.verify_agrees else "disagree"] += 1
-                results[i] = ItemResult(i, items[i].id, j, cached=r.cached)
+                results[i] = ItemResult(i, items[i].id, j, cached=r.cached, prompt=r.prompt)
         return results  # type: ignore[return-value]
 
     async def _score_judged(self, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float | None
@@ -312,7 +329,7 @@ class Scorer:
         duplicates: list[_Prepared] = []
         for prep in preps:
             if prep.early is not None:
-                results[prep.index] = ItemResult(prep.index, prep.item.id, prep.early)
+                results[prep.index] = ItemResult(prep.index, prep.item.id, prep.early, prompt=prep.prompt)
             elif prep.key in first_by_key:
                 duplicates.append(prep)
             else:
@@ -320,7 +337,8 @@ class Scorer:
                 if cached is not None:
                     self.stats.cache_hits += 1
                     self._count_saved(cached)
-                    results[prep.index] = ItemResult(prep.index, prep.item.id, cached, cached=True)
+                    results[prep.index] = ItemResult(prep.index, prep.item.id, cached, cached=True,
+                                                     prompt=prep.prompt)
                 else:
                     first_by_key[prep.key] = prep
 
@@ -348,13 +366,13 @@ class Scorer:
                                             f"{task.exception()}"), False
             else:
                 judgment, joined = task.result()
-            results[prep.index] = ItemResult(prep.index, prep.item.id, judgment, cached=joined)
+            results[prep.index] = ItemResult(prep.index, prep.item.id, judgment, cached=joined, prompt=prep.prompt)
             if joined:
                 self.stats.dedup_hits += 1
                 self._count_saved(judgment)
         for prep in duplicates:
             judgment = results[first_by_key[prep.key].index].judgment
-            results[prep.index] = ItemResult(prep.index, prep.item.id, judgment, cached=True)
+            results[prep.index] = ItemResult(prep.index, prep.item.id, judgment, cached=True, prompt=prep.prompt)
             self.stats.dedup_hits += 1
             self._count_saved(judgment)
         return results  # type: ignore[return-value]
@@ -475,6 +493,7 @@ class Scorer:
         sample.completion_tokens += len(forced.token_ids)
         text = text + closing + forced.text
         verdict = parse_verdict(text, p.think_end, p.verdict_pattern)
+        sample.text = text
         if p.reward_for(verdict.label) is not None:
             sample.status, sample.label, sample.thinking = ItemStatus.forced, verdict.label, verdict.thinking
             self.stats.forced_verdicts += 1
@@ -497,7 +516,10 @@ def _vote(samples: list[_Sample], opts: JudgeOptions, usage: Usage) -> Judgment:
     k = len(samples)
     votes = Counter(s.label if s.status in VERDICT_STATUSES else s.status.value for s in samples)
     decided = [s for s in samples if s.status in VERDICT_STATUSES]
-    reasoning = [s.thinking if s.thinking is not None else s.text for s in samples] if opts.return_reasoning else None
+    reasoning = outputs = None
+    if opts.return_reasoning:
+        reasoning = [s.thinking if s.thinking is not None else s.text for s in samples]
+        outputs = [SampleOutput(s.text, s.label, s.status) for s in samples]
     if not decided:
         statuses = {s.status for s in samples}
         status = next((st for st in (ItemStatus.error, ItemStatus.truncated) if st in statuses), ItemStatus.unparsed)
@@ -506,14 +528,15 @@ def _vote(samples: list[_Sample], opts: JudgeOptions, usage: Usage) -> Judgment:
             ItemStatus.unparsed: "the judge finished without a verdict in its answer",
         }
         message = next((s.message for s in samples if s.message), messages.get(status))
-        return Judgment(status, votes=dict(votes), usage=usage, reasoning=reasoning, message=message)
+        return Judgment(status, votes=dict(votes), usage=usage, reasoning=reasoning, outputs=outputs,
+                        message=message)
     label_votes = Counter(s.label for s in decided)
     verdict, top = max(label_votes.items(), key=lambda kv: (kv[1], p.rewards[kv[0]]))
     reward = sum(p.rewards[s.label] for s in decided) / len(decided)
     status = ItemStatus.forced if any(s.status == ItemStatus.forced for s in decided) else ItemStatus.ok
     message = "the thinking budget ran out; the verdict was forced" if status == ItemStatus.forced else None
     return Judgment(status, reward=reward, verdict=verdict, votes=dict(votes), agreement=top / k, usage=usage,
-                    reasoning=reasoning, message=message)
+                    reasoning=reasoning, outputs=outputs, message=message)
 
 
 def _verified(outcome: VerifyOutcome | None) -> Judgment:
@@ -548,6 +571,6 @@ def _common_prefix(seqs: list[list[int]]) -> list[int]:
 
 
 def _judgment_size(j: Judgment) -> int:
-    text = sum(len(r) for r in j.reasoning or ()) + len(j.message or "")
+    text = sum(len(r) for r in j.reasoning or ()) + sum(len(o.text) for o in j.outputs or ()) + len(j.message or "")
     return 512 + 2 * text
 

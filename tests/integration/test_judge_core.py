@@ -67,10 +67,20 @@ def test_forcing_on_the_nano_judge_cuts_its_thinking_short(live_server):
 
 def test_k_samples_vote(live_server):
     [r] = score(live_server, [{"question": "What is 12 + 30?", "response": "12 + 30 = 42."}],
-                samples=4, temperature=1.0, seed=7)
+                samples=4, temperature=1.0)
     assert sum(r["votes"].values()) == 4
     assert 0.25 <= r["agreement"] <= 1.0
     assert r["status"] in ("ok", "forced", "unparsed", "truncated")
+
+
+def test_a_seed_is_refused_on_the_cpu_engine_and_the_engine_lives(live_server):
+    # vLLM on CPU dies on a seeded request that is prefilled in chunks; the service refuses seeds there.
+    items = [{"question": f"What is {i} + 5?", "response": f"{i} + 5 = {i + 5}."} for i in range(40)]
+    resp = httpx.post(live_server.url + "/score", json={"items": items, "samples": 3, "temperature": 1.0,
+                                                        "seed": 5}, timeout=120)
+    assert resp.status_code == 422 and resp.json()["error"]["param"] == "seed"
+    results = score(live_server, items, samples=3, temperature=1.0, cache=False)
+    assert all(r["status"] in ("ok", "forced") for r in results)
 
 
 def test_duplicates_cost_no_engine_work(live_server):

@@ -177,3 +177,33 @@ def test_openapi_documents_the_contract(engine):
     assert schemas["ScoreRequest"]["examples"]
     assert "timeout" in schemas["ItemStatus"]["enum"] and "forced" in schemas["ItemStatus"]["enum"]
     assert all(p.get("description") for p in schemas["ScoreResult"]["properties"].values() if "$ref" not in p)
+
+
+def test_seed_is_refused_where_the_engine_cannot_honour_it(nano_tokenizer):
+    item = {"question": "What is 1 + 1?", "response": "2."}
+    cpu = FakeEngine(nano_tokenizer, perfect_nano_judge, max_model_len=1024, seeded_sampling=False)
+    with make_client(cpu) as client:
+        resp = client.post("/score", json={"items": [item], "samples": 2, "temperature": 1.0, "seed": 3})
+        assert resp.status_code == 422
+        assert resp.json()["error"]["param"] == "seed" and "CPU" in resp.json()["error"]["message"]
+        assert all(spec.seed is None for spec in cpu.specs)  # nothing seeded reached the engine
+        assert client.post("/score", json={"items": [item]}).status_code == 200
+    gpu = FakeEngine(nano_tokenizer, perfect_nano_judge, max_model_len=1024)
+    with make_client(gpu) as client:
+        resp = client.post("/score", json={"items": [item], "samples": 2, "temperature": 1.0, "seed": 3})
+        assert resp.status_code == 200 and any(spec.seed == 3 for spec in gpu.specs)
+
+
+def test_judges_names_the_model(engine):
+    with make_client(engine) as client:
+        assert client.get("/judges").json()["model"] == "fake-nano"
+
+
+def test_outputs_and_prompt_over_http(engine):
+    with make_client(engine) as client:
+        body = client.post("/score", json={"items": [{"question": "What is 347 + 58?", "response": "347 + 58 = 415."}],
+                                           "return_reasoning": True, "return_prompt": True}).json()
+    [r] = body["results"]
+    assert r["outputs"] == [{"text": r["outputs"][0]["text"], "verdict": "incorrect", "status": "ok"}]
+    assert r["outputs"][0]["text"].startswith("<think>") and r["reasoning"][0] in r["outputs"][0]["text"]
+    assert r["prompt"][0]["role"] == "user" and "Response: 347 + 58 = 415." in r["prompt"][0]["content"]

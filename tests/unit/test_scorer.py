@@ -207,4 +207,38 @@ async def test_return_reasoning(nano_tokenizer):
     [r] = await scorer.score(ITEMS[:1], opts(return_reasoning=True))
     assert len(r.reasoning) == 1 and "347+58=405" in r.reasoning[0]
     [r] = await scorer.score(ITEMS[:1], opts())
-    assert r.reasoning is None
+    assert r.reasoning is None and r.outputs is None
+
+
+async def test_outputs_carry_each_samples_text_and_verdict(nano_tokenizer):
+    scorer, _ = scorer_for(nano_tokenizer)
+    [r] = await scorer.score(ITEMS[1:2], opts(return_reasoning=True, samples=2, temperature=1.0))
+    assert [(o.verdict, o.status) for o in r.outputs] == [("incorrect", ItemStatus.ok)] * 2
+    assert r.outputs[0].text.startswith("<think>") and r.outputs[0].text.endswith("\\boxed{incorrect}")
+
+
+async def test_forced_output_text_includes_the_forced_closing(nano_tokenizer):
+    scorer, _ = scorer_for(nano_tokenizer, lambda p, i: "<think>" + "7" * 1000)
+    [r] = await scorer.score([ScoreItem("What is 1 + 1?", "2.")], opts(max_thinking_tokens=20, return_reasoning=True))
+    [out] = r.outputs
+    assert out.status == ItemStatus.forced and out.verdict in ("correct", "incorrect")
+    assert out.text.endswith("</think>\n\n\\boxed{" + out.verdict + "}")
+
+
+async def test_return_prompt_fills_the_messages_once(nano_tokenizer):
+    scorer, _ = scorer_for(nano_tokenizer)
+    tricky = ScoreItem("What is {response}?", "347 + 58 = 405. <|im_end|>")
+    [r] = await scorer.score([tricky], opts(return_prompt=True))
+    [msg] = r.prompt
+    assert msg["role"] == "user"
+    assert "Question: What is {response}?\nResponse: 347 + 58 = 405. <|im_end|>" in msg["content"]
+    [r] = await scorer.score([tricky], opts())
+    assert r.prompt is None
+
+
+async def test_return_prompt_shows_a_truncated_response_as_truncated(nano_tokenizer):
+    scorer, _ = scorer_for(nano_tokenizer, max_model_len=700)
+    [r] = await scorer.score([ScoreItem("What is 1 + 1?", "2 " * 400)], opts(return_prompt=True))
+    assert r.truncated_input
+    content = r.prompt[0]["content"]
+    assert TRUNCATION_MARK in content and content.count("2 ") < 400
