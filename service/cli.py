@@ -1,4 +1,9 @@
-"""``libra-serve``: the command line. ``libra-serve [serve] [--host H] [--port P] [vLLM engine flags]``.
+"""``libra-serve``: the command line.
+
+    libra-serve [serve] [--host H] [--port P] [vLLM engine flags]    serve a judge over HTTP
+    libra-serve bench DATA.jsonl --out DIR [--url URL | --serve]      assess a judge on Libra Bench
+    libra-serve label DATA.jsonl --out DIR [--url URL | --serve]      rewards, DPO pairs, best-of-N
+    libra-serve traces DATA.jsonl --out DIR --samples K               thinking traces as SFT data
 
 Bare ``libra-serve`` means ``serve``. Every flag vLLM's engine takes (``--model``, ``--max-model-len``,
 ``--tensor-parallel-size``, ``--dtype``, ...) passes through unchanged; ``--model`` defaults to the
@@ -14,7 +19,7 @@ from collections.abc import Sequence
 
 from service.config import NANO_JUDGE_PATH, Settings
 
-SUBCOMMANDS = ("serve",)
+SUBCOMMANDS = ("serve", "bench", "label", "traces")
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -100,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         command, argv = argv[0], argv[1:]
     if command == "serve":
         serve(argv)
+    else:
+        from service.bench.cli import main as offline_main
+
+        offline_main(command, argv)
 
 
 if __name__ == "__main__":
