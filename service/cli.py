@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -34,8 +35,13 @@ def serve_parser() -> argparse.ArgumentParser:
                        help="default judge profile (env LIBRA_JUDGE); nano for the bundled model, else libra")
     group.add_argument("--judges-dir", default=settings.judges_dir, help="extra profile directory")
     add_engine_args(parser)
-    parser.set_defaults(model=str(NANO_JUDGE_PATH), disable_log_stats=False)
+    parser.set_defaults(model=settings.model or str(NANO_JUDGE_PATH), disable_log_stats=False)
     return parser
+
+
+def parse_serve_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line, after ``LIBRA_VLLM_ARGS`` (so flags on the command line override it)."""
+    return serve_parser().parse_args(shlex.split(Settings().vllm_args) + list(argv))
 
 
 class _Server:
@@ -73,7 +79,7 @@ def serve(argv: Sequence[str]) -> None:
     from service.engine.vllm_engine import open_vllm_engine
     from service.logs import setup_logging
 
-    args = serve_parser().parse_args(list(argv))
+    args = parse_serve_args(argv)
     # --log-level is vLLM's own flag; it sets the service's level too (else LIBRA_LOG_LEVEL).
     level = getattr(args, "log_level", None) or Settings().log_level
     settings = Settings(host=args.host, port=args.port, judge=args.judge, judges_dir=args.judges_dir,

@@ -1,7 +1,9 @@
 """Service settings: one place, every field documented, read from ``LIBRA_*`` environment variables.
 
-Engine settings are not here: vLLM's own flags (``--model``, ``--max-model-len``, ...) pass through the
-command line unchanged, so the service never lags behind the engine's options.
+Engine settings are vLLM's own flags (``--model``, ``--max-model-len``, ...), which pass through the
+command line unchanged so the service never lags behind the engine's options. For containers, where
+the command line is fixed, ``LIBRA_MODEL`` and ``LIBRA_VLLM_ARGS`` carry them; flags given on the
+command line win.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ NANO_JUDGE_PATH = Path(__file__).resolve().parent / "models" / "nano-judge"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIBRA_", extra="ignore")
 
+    model: str | None = Field(None, description="Judge model (a path or hub id) when --model is not given; "
+                              "unset: the bundled nano judge.")
+    vllm_args: str = Field("", description="Extra vLLM engine flags, shell-quoted, placed before the command "
+                           "line's (e.g. '--tensor-parallel-size 2 --max-model-len 16384').")
     host: str = Field("127.0.0.1", description="Address to bind. Loopback by default.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
     judge: str | None = Field(
