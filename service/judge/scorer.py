@@ -348,9 +348,12 @@ class Scorer:
         try:
             if tasks:
                 _, pending = await asyncio.wait(tasks, timeout=timeout_s)
-            for task in tasks:
-                if task not in pending and isinstance(task.exception(), EngineDead):
-                    raise task.exception()
+            # Read every finished task's exception, not only the first: when the engine dies, hundreds
+            # of tasks fail with it, and asyncio would log each unread one with its (long) traceback.
+            dead = [e for e in (t.exception() for t in tasks if t not in pending and not t.cancelled())
+                    if isinstance(e, EngineDead)]
+            if dead:
+                raise dead[0]
         finally:  # the deadline passed, or the caller was cancelled (client gone): abort what is left
             late = {t for t in tasks if not t.done()}
             for task in late:

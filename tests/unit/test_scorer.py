@@ -242,3 +242,36 @@ async def test_return_prompt_shows_a_truncated_response_as_truncated(nano_tokeni
     assert r.truncated_input
     content = r.prompt[0]["content"]
     assert TRUNCATION_MARK in content and content.count("2 ") < 400
+
+
+async def test_engine_death_leaves_no_unread_task_errors(nano_tokenizer, caplog):
+    # When the engine dies under a big request every pending judgment fails with it; each unread
+    # failure would be logged by asyncio with its traceback (600 of them took the dying server 36 s).
+    import gc
+    import logging
+
+    from service.engine.base import EngineDead
+
+    scorer, engine = scorer_for(nano_tokenizer, delay_s=0.05)
+    items = [ScoreItem(f"What is {i} + 1?", f"{i + 1}.") for i in range(200)]
+
+    async def kill_soon():
+        await asyncio.sleep(0.01)
+        engine.dead = True
+
+    original = engine.generate
+
+    async def generate(ids, spec, rid):
+        result = await original(ids, spec, rid)
+        if engine.dead:
+            raise EngineDead("fake engine died")
+        return result
+
+    engine.generate = generate
+    killer = asyncio.ensure_future(kill_soon())
+    with caplog.at_level(logging.ERROR, logger="asyncio"), pytest.raises(EngineDead):
+        await scorer.score(items, opts(cache=False))
+    await killer
+    gc.collect()
+    await asyncio.sleep(0)
+    assert "never retrieved" not in caplog.text
