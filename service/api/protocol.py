@@ -103,16 +103,21 @@ class ScoreResult(BaseModel):
 
     @classmethod
     def from_result(cls, r: ItemResult) -> ScoreResult:
+        # Built from the scorer's own typed values, so no validation (it was a tenth of the front
+        # end's per-item cost): model_construct, for the nested models too.
         j = r.judgment
-        return cls(id=r.id, index=r.index, status=j.status, reward=j.reward, verdict=j.verdict, votes=j.votes,
-                   agreement=j.agreement, cached=r.cached,
-                   usage=UsageOut(prompt_tokens=j.usage.prompt_tokens, completion_tokens=j.usage.completion_tokens),
-                   truncated_input=j.truncated_input, reasoning=j.reasoning, message=j.message, source=j.source,
-                   outputs=None if j.outputs is None else [
-                       SampleOut(text=o.text, verdict=o.verdict, status=o.status) for o in j.outputs],
-                   prompt=None if r.prompt is None else [PromptMessage(**m) for m in r.prompt],
-                   verify=None if j.verify is None else VerifyOut(status=j.verify.status, message=j.verify.message),
-                   verify_agrees=j.verify_agrees)
+        return cls.model_construct(
+            id=r.id, index=r.index, status=j.status, reward=j.reward, verdict=j.verdict, votes=j.votes,
+            agreement=j.agreement, cached=r.cached,
+            usage=UsageOut.model_construct(prompt_tokens=j.usage.prompt_tokens,
+                                           completion_tokens=j.usage.completion_tokens),
+            truncated_input=j.truncated_input, reasoning=j.reasoning, message=j.message, source=j.source,
+            outputs=None if j.outputs is None else [
+                SampleOut.model_construct(text=o.text, verdict=o.verdict, status=o.status) for o in j.outputs],
+            prompt=None if r.prompt is None else [PromptMessage.model_construct(**m) for m in r.prompt],
+            verify=None if j.verify is None else VerifyOut.model_construct(status=j.verify.status,
+                                                                          message=j.verify.message),
+            verify_agrees=j.verify_agrees)
 
 
 class ScoreResponse(BaseModel):

@@ -122,8 +122,10 @@ async def score(body: ScoreRequest, request: Request) -> ScoreResponse | Respons
     if results is None:
         return Response(status_code=499)
     state = request.app.state
-    return ScoreResponse(results=[ScoreResult.from_result(r) for r in results],
-                         model=state.engine.model_name, judge=profile.name)
+    body_out = ScoreResponse.model_construct(results=[ScoreResult.from_result(r) for r in results],
+                                             model=state.engine.model_name, judge=profile.name)
+    # Serialised here: returning the model would make FastAPI validate every result again.
+    return Response(body_out.model_dump_json(), media_type="application/json")
 
 
 @router.get("/judges", response_model=JudgesResponse, summary="The judge profiles this server offers")

@@ -4,12 +4,15 @@ Questions, responses and references are untrusted (a policy under RL will try to
 a string like ``<|im_end|>`` or ``</think>`` inside them must reach the model as plain text, never as a
 control token. We render the chat template with sentinel placeholders, split the rendered text at the
 sentinels, encode the template's own text normally (so its markup becomes control tokens) and encode
-each untrusted field with the tokenizer's pre-tokenizer and model only, which never matches added or
-special tokens.
+each untrusted field with a copy of the tokenizer that has no added or special tokens at all
+(``PlainEncoder``): same normalizer, pre-tokenizer and model, so the same ids the full tokenizer gives
+ordinary text, but a special-token string can only become ordinary tokens. The copy runs in Rust (one
+call per text, batches in parallel threads), which matters: encoding is the front end's main cost.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,6 +29,36 @@ def _with_sentinels(text: str) -> str:
     return text
 
 
+class PlainEncoder:
+    """Encodes untrusted text as plain text with a copy of ``tokenizer`` stripped of its added tokens."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._plain = None
+        if backend is not None:
+            from tokenizers import Tokenizer
+
+            spec = json.loads(backend.to_str())
+            spec["added_tokens"] = []  # nothing in the text can match a control token any more
+            spec["post_processor"] = None
+            spec["truncation"] = spec["padding"] = None
+            self._plain = Tokenizer.from_str(json.dumps(spec))
+
+    def encode(self, text: str) -> list[int]:
+        if not text:
+            return []
+        if self._plain is None:  # slow tokenizer: the library's own switch
+            return list(self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
+        return self._plain.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Several texts at once (in parallel threads, without the GIL, for a fast tokenizer)."""
+        if self._plain is None:
+            return [self.encode(t) for t in texts]
+        return [e.ids for e in self._plain.encode_batch(list(texts), add_special_tokens=False)]
+
+
 class PromptRenderer:
     """Turns (question, response, reference) into prompt token ids for one tokenizer and template.
 
@@ -34,8 +67,10 @@ class PromptRenderer:
     contain the fields ``{question}``, ``{response}`` and ``{reference}``; nothing else is interpreted.
     """
 
-    def __init__(self, tokenizer: Any, messages: Sequence[Mapping[str, str]] = (), raw_prompt: str | None = None):
+    def __init__(self, tokenizer: Any, messages: Sequence[Mapping[str, str]] = (), raw_prompt: str | None = None,
+                 encoder: PlainEncoder | None = None):
         self.tokenizer = tokenizer
+        self.encoder = encoder or PlainEncoder(tokenizer)
         self._raw_prompt = raw_prompt
         self._messages = [{"role": m["role"], "content": m["content"]} for m in messages]
         if raw_prompt is not None:
@@ -57,26 +92,13 @@ class PromptRenderer:
             self._parts.append(self._encode_template(rest[:start]))
             self._parts.append(rest[start + 1 : end])
             rest = rest[end + 1 :]
-        self._backend = getattr(tokenizer, "backend_tokenizer", None)
 
     def _encode_template(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False)) if text else []
 
     def encode_text(self, text: str) -> list[int]:
         """Encode untrusted text as plain text: special-token strings become ordinary tokens."""
-        if not text:
-            return []
-        backend = self._backend
-        if backend is None:  # slow tokenizer: the library's own switch
-            return list(self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
-        if backend.normalizer is not None:
-            text = backend.normalizer.normalize_str(text)
-        pieces = backend.pre_tokenizer.pre_tokenize_str(text) if backend.pre_tokenizer else [(text, None)]
-        model = backend.model
-        ids: list[int] = []
-        for piece, _ in pieces:
-            ids.extend(tok.id for tok in model.tokenize(piece))
-        return ids
+        return self.encoder.encode(text)
 
     def fill(self, question: str, response: str, reference: str | None = None) -> list[dict[str, str]]:
         """The prompt as chat messages with the fields filled in (before the chat template), for people
@@ -96,11 +118,13 @@ class PromptRenderer:
         return ids
 
     def render_parts(
-        self, question: str, response: str, reference: str | None = None, response_ids: list[int] | None = None
+        self, question: str, response: str, reference: str | None = None, response_ids: list[int] | None = None,
+        encoded: Mapping[str, list[int]] | None = None,
     ) -> tuple[list[int], tuple[int, int]]:
         """The prompt ids and the [start, end) span of the (first) response in them.
 
-        ``response_ids`` replaces the encoded response (the scorer passes a truncated one).
+        ``response_ids`` replaces the encoded response (the scorer passes a truncated one); ``encoded``
+        maps texts to their ids already encoded (the scorer encodes a request's texts in one batch).
         """
         values = {"question": question, "response": response, "reference": reference or ""}
         ids: list[int] = []
@@ -111,7 +135,9 @@ class PromptRenderer:
                 if part == "response" and response_ids is not None:
                     ids.extend(response_ids)
                 else:
-                    ids.extend(self.encode_text(values[part]))
+                    text = values[part]
+                    known = encoded.get(text) if encoded is not None else None
+                    ids.extend(known if known is not None else self.encode_text(text))
                 if part == "response" and span == (0, 0):
                     span = (start, len(ids))
             else:

@@ -23,13 +23,14 @@ from enum import StrEnum
 from service.engine.base import Completion, EngineDead, EngineError, Generation, JudgeEngine, SamplingSpec
 from service.judge.cache import InFlight, LruCache, judgment_key
 from service.judge.profiles import Profile
-from service.judge.prompts import PromptRenderer
+from service.judge.prompts import PlainEncoder, PromptRenderer
 from service.judge.verdict import parse_verdict
 from service.judge.verifier import VerifyOutcome, VerifyPool
 
 log = logging.getLogger(__name__)
 
 TRUNCATION_MARK = "\n[...]\n"
+ENCODE_INLINE_CHARS = 64 * 1024  # requests with more text than this are tokenized off the event loop
 
 
 class ItemStatus(StrEnum):
@@ -186,6 +187,7 @@ class Scorer:
         self.stats = ScorerStats()
         self.on_judgment: Callable[[float, float], None] | None = None  # (queue wait s, judge s) -> metrics
         self._renderers: dict[tuple[str, bool], PromptRenderer] = {}
+        self._encoder: PlainEncoder | None = None  # one plain-text copy of the tokenizer for every profile
         self._force_overheads: dict[str, int] = {}
 
     # -- rendering -------------------------------------------------------------------------------
@@ -194,10 +196,13 @@ class Scorer:
         key = (profile.source or profile.name, has_reference)
         r = self._renderers.get(key)
         if r is None:
+            if self._encoder is None:
+                self._encoder = PlainEncoder(self.engine.tokenizer)
             if profile.prompt is not None:
-                r = PromptRenderer(self.engine.tokenizer, raw_prompt=profile.prompt_for(has_reference))
+                r = PromptRenderer(self.engine.tokenizer, raw_prompt=profile.prompt_for(has_reference),
+                                   encoder=self._encoder)
             else:
-                r = PromptRenderer(self.engine.tokenizer, profile.messages_for(has_reference))
+                r = PromptRenderer(self.engine.tokenizer, profile.messages_for(has_reference), encoder=self._encoder)
             self._renderers[key] = r
         return r
 
@@ -238,7 +243,21 @@ class Scorer:
         """Context a judgment needs beyond its prompt (same for every item of a request)."""
         return self.first_cap(opts) + max(self.answer_room(opts), self._force_overhead(opts))
 
-    def _prepare(self, index: int, item: ScoreItem, opts: JudgeOptions, need: int) -> _Prepared:
+    async def _encode_texts(self, items: list[ScoreItem]) -> dict[str, list[int]]:
+        """Every distinct text of the request encoded in one batch (a GRPO group's question once). A
+        large batch is encoded in a worker thread: the tokenizer releases the GIL, so the event loop
+        keeps serving other requests meanwhile."""
+        if self._encoder is None:
+            self._encoder = PlainEncoder(self.engine.tokenizer)
+        texts = list({t: None for item in items for t in (item.question, item.response, item.reference) if t})
+        if sum(map(len, texts)) < ENCODE_INLINE_CHARS:
+            ids = self._encoder.encode_batch(texts)
+        else:
+            ids = await asyncio.to_thread(self._encoder.encode_batch, texts)
+        return dict(zip(texts, ids, strict=True))
+
+    def _prepare(self, index: int, item: ScoreItem, opts: JudgeOptions, need: int,
+                 encoded: dict[str, list[int]] | None = None) -> _Prepared:
         p = opts.profile
         prep = _Prepared(index, item)
         has_ref = item.reference is not None and item.reference != ""
@@ -246,7 +265,7 @@ class Scorer:
             prep.early = Judgment(ItemStatus.invalid, message=f"judge {p.name!r} needs a reference for every item")
             return prep
         renderer = self.renderer(p, has_ref and p.reference != "unused")
-        ids, (start, end) = renderer.render_parts(item.question, item.response, item.reference)
+        ids, (start, end) = renderer.render_parts(item.question, item.response, item.reference, encoded=encoded)
         if self.max_model_len is not None and len(ids) + need > self.max_model_len:
             room = self.max_model_len - need - (len(ids) - (end - start))
             mark = renderer.encode_text(TRUNCATION_MARK)
@@ -256,7 +275,8 @@ class Scorer:
                     f"the model's context of {self.max_model_len} tokens"))
                 return prep
             cut = _truncate(ids[start:end], room, mark, p.truncate)
-            ids, _ = renderer.render_parts(item.question, item.response, item.reference, response_ids=cut)
+            ids, _ = renderer.render_parts(item.question, item.response, item.reference, response_ids=cut,
+                                           encoded=encoded)
             prep.truncated_input = True
             if opts.return_prompt:
                 prep.prompt = renderer.fill(item.question, self.engine.tokenizer.decode(cut), item.reference)
@@ -323,7 +343,8 @@ class Scorer:
     async def _score_judged(self, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float | None
                             ) -> list[ItemResult]:
         need = self._output_room(opts)
-        preps = [self._prepare(i, item, opts, need) for i, item in enumerate(items)]
+        encoded = await self._encode_texts(items)
+        preps = [self._prepare(i, item, opts, need, encoded) for i, item in enumerate(items)]
         results: list[ItemResult | None] = [None] * len(items)
         first_by_key: dict[str, _Prepared] = {}
         duplicates: list[_Prepared] = []
