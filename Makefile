@@ -5,7 +5,7 @@ STAMP := $(VENV)/.libra-installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install deploy-tools serve test lint nano-eval nano-train clean
+.PHONY: install deploy-tools serve test lint loadtest bench nano-eval nano-train clean
 
 install: $(STAMP)
 
@@ -33,6 +33,14 @@ serve: install
 
 test: install deploy-tools
 	$(PY) -m pytest -q
+
+# Locust RL-trainer load test (starts the nano judge if nothing serves on 127.0.0.1:8000); report in reports/.
+loadtest: install
+	$(PY) loadtest/run.py $(LOADTEST_ARGS)
+
+# Side-by-side benchmark: raw AsyncLLM vs this service vs vllm serve + an OpenAI client (same model/items).
+bench: install
+	$(PY) loadtest/bench.py $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check service tests loadtest

@@ -27,8 +27,11 @@ class ServerProcess:
     """``with ServerProcess(["--judge", "nano"]) as server: httpx.post(server.url + "/score", ...)``."""
 
     def __init__(self, args: list[str] | None = None, log_path: Path | None = None, start_timeout_s: float = 240,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, program: list[str] | None = None):
+        """``program``: another server that takes ``--host``/``--port`` and serves ``/health`` (the
+        benchmark runs vLLM's own OpenAI server this way); default ``libra-serve serve``."""
         self.args = list(args or [])
+        self.program = list(program or [sys.executable, "-m", "service.cli", "serve"])
         self.env = {**os.environ, **(env or {})}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -38,14 +41,14 @@ class ServerProcess:
         self._log = None
 
     def __enter__(self) -> ServerProcess:
-        cmd = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               *self.args]
+        cmd = [*self.program, "--host", "127.0.0.1", "--port", str(self.port), *self.args]
         self._log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"libra-serve exited with {self.proc.returncode} during start; log: {self.log_path}")
+                raise RuntimeError(f"{self.program[-1]} exited with {self.proc.returncode} during start; "
+                                   f"log: {self.log_path}")
             try:
                 if httpx.get(self.url + "/health", timeout=2).status_code == 200:
                     return self
@@ -53,7 +56,8 @@ class ServerProcess:
                 pass
             time.sleep(0.5)
         self.__exit__(None, None, None)
-        raise TimeoutError(f"libra-serve did not become healthy in {self.start_timeout_s}s; log: {self.log_path}")
+        raise TimeoutError(f"{self.program[-1]} did not become healthy in {self.start_timeout_s}s; "
+                           f"log: {self.log_path}")
 
     def __exit__(self, *exc) -> None:
         children = []
