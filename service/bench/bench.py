@@ -12,11 +12,11 @@ from service.bench.data import load_bench
 from service.bench.metrics import bench_metrics, prediction
 from service.bench.runner import (
     Job,
-    file_sha256,
     judge_info,
     prepare_run_dir,
     request_options,
     run_jobs,
+    run_manifest,
     service,
 )
 from service.client import ItemResult
@@ -37,8 +37,7 @@ def run(args: Any) -> int:
         rows = rows[: args.limit]
     options = request_options(args)
     log_path = out / "results.jsonl"
-    manifest = {"command": "bench", "data": str(Path(args.data).resolve()), "data_sha256": file_sha256(Path(args.data)),
-                "field": args.field, "options": options, "threshold": args.threshold}
+    manifest = run_manifest("bench", args.data, options, field=args.field, threshold=args.threshold)
     prepare_run_dir(out, manifest, [log_path], args.fresh)
     with service(args.url, args.api_key, args.serve, args.serve_args, out) as target:
         model, judge = judge_info(target, args.judge)

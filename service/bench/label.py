@@ -20,11 +20,11 @@ from typing import Any
 from service.bench.data import UnlabeledRow, load_unlabeled
 from service.bench.runner import (
     Job,
-    file_sha256,
     judge_info,
     prepare_run_dir,
     request_options,
     run_jobs,
+    run_manifest,
     service,
 )
 from service.client import ItemResult
@@ -100,9 +100,7 @@ def run(args: Any) -> int:
         rows = rows[: args.limit]
     options = request_options(args)
     log_path = out / "rewards.jsonl"
-    manifest = {"command": "label", "data": str(Path(args.data).resolve()), "data_sha256": file_sha256(Path(args.data)),
-                "options": options}
-    prepare_run_dir(out, manifest, [log_path], args.fresh)
+    prepare_run_dir(out, run_manifest("label", args.data, options), [log_path], args.fresh)
     with service(args.url, args.api_key, args.serve, args.serve_args, out) as target:
         _, judge = judge_info(target, args.judge)
         with_reference = judge["reference"] != "unused" or args.mode != "judge"

@@ -76,6 +76,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def run_manifest(command: str, data: str, options: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """What a run is: the command, its data file (path and content hash), the request options and any
+    command-specific settings. A run directory only resumes a run with the same manifest."""
+    return {"command": command, "data": str(Path(data).resolve()), "data_sha256": file_sha256(Path(data)),
+            "options": options, **extra}
+
+
 def prepare_run_dir(out: Path, manifest: dict[str, Any], logs: list[Path], fresh: bool) -> None:
     """Create ``out``, or check that it holds a run of the same data and options."""
     out.mkdir(parents=True, exist_ok=True)

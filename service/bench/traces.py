@@ -19,11 +19,11 @@ from service.bench.data import load_bench
 from service.bench.runner import (
     Job,
     RunError,
-    file_sha256,
     judge_info,
     prepare_run_dir,
     request_options,
     run_jobs,
+    run_manifest,
     service,
 )
 from service.client import ItemResult
@@ -53,9 +53,8 @@ def run(args: Any) -> int:
         rows = rows[: args.limit]
     options = request_options(args, return_reasoning=True, return_prompt=True, cache=False)
     log_path = out / "traces_log.jsonl"
-    manifest = {"command": "traces", "data": str(Path(args.data).resolve()),
-                "data_sha256": file_sha256(Path(args.data)), "field": args.field, "options": options,
-                "keep_forced": args.keep_forced, "threshold": args.threshold}
+    manifest = run_manifest("traces", args.data, options, field=args.field, keep_forced=args.keep_forced,
+                            threshold=args.threshold)
     prepare_run_dir(out, manifest, [log_path], args.fresh)
     with service(args.url, args.api_key, args.serve, args.serve_args, out) as target:
         model, judge = judge_info(target, args.judge)

@@ -192,17 +192,22 @@ class Scorer:
 
     # -- rendering -------------------------------------------------------------------------------
 
+    @property
+    def encoder(self) -> PlainEncoder:
+        """The plain-text copy of the tokenizer, built on first use and shared by every profile."""
+        if self._encoder is None:
+            self._encoder = PlainEncoder(self.engine.tokenizer)
+        return self._encoder
+
     def renderer(self, profile: Profile, has_reference: bool) -> PromptRenderer:
         key = (profile.source or profile.name, has_reference)
         r = self._renderers.get(key)
         if r is None:
-            if self._encoder is None:
-                self._encoder = PlainEncoder(self.engine.tokenizer)
             if profile.prompt is not None:
                 r = PromptRenderer(self.engine.tokenizer, raw_prompt=profile.prompt_for(has_reference),
-                                   encoder=self._encoder)
+                                   encoder=self.encoder)
             else:
-                r = PromptRenderer(self.engine.tokenizer, profile.messages_for(has_reference), encoder=self._encoder)
+                r = PromptRenderer(self.engine.tokenizer, profile.messages_for(has_reference), encoder=self.encoder)
             self._renderers[key] = r
         return r
 
@@ -247,13 +252,11 @@ class Scorer:
         """Every distinct text of the request encoded in one batch (a GRPO group's question once). A
         large batch is encoded in a worker thread: the tokenizer releases the GIL, so the event loop
         keeps serving other requests meanwhile."""
-        if self._encoder is None:
-            self._encoder = PlainEncoder(self.engine.tokenizer)
         texts = list({t: None for item in items for t in (item.question, item.response, item.reference) if t})
         if sum(map(len, texts)) < ENCODE_INLINE_CHARS:
-            ids = self._encoder.encode_batch(texts)
+            ids = self.encoder.encode_batch(texts)
         else:
-            ids = await asyncio.to_thread(self._encoder.encode_batch, texts)
+            ids = await asyncio.to_thread(self.encoder.encode_batch, texts)
         return dict(zip(texts, ids, strict=True))
 
     def _prepare(self, index: int, item: ScoreItem, opts: JudgeOptions, need: int,
