@@ -30,38 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.engine.base import Completion, Generation, SamplingSpec  # noqa: E402
-
 REPLY = "<think>\n347+58=405\n1: 7+8+0=15 5=5 ok\n</think>\n\n\\boxed{correct}"
-
-
-class InstantEngine:
-    """A JudgeEngine that answers every request at once with a fixed judgment (no model, no decode)."""
-
-    seeded_sampling = True
-
-    def __init__(self, tokenizer, max_model_len: int = 1 << 20):
-        self.tokenizer = tokenizer
-        self.model_name = "instant"
-        self.max_model_len = max_model_len
-        self._ids = tuple(tokenizer.encode(REPLY, add_special_tokens=False))
-
-    async def generate(self, prompt_token_ids: list[int], sampling: SamplingSpec, request_id: str) -> Generation:
-        return Generation(prompt_tokens=len(prompt_token_ids),
-                          completions=[Completion(REPLY, self._ids, "stop")] * sampling.n)
-
-    async def abort(self, request_ids: list[str]) -> None:
-        pass
-
-    async def check_health(self) -> None:
-        pass
-
-    @property
-    def errored(self) -> bool:
-        return False
-
-    def num_unfinished_requests(self) -> int:
-        return 0
 
 
 def make_app():
@@ -69,12 +38,13 @@ def make_app():
 
     from service.app import build_app
     from service.config import NANO_JUDGE_PATH, Settings
+    from service.engine.fake import FakeEngine
 
     tokenizer = AutoTokenizer.from_pretrained(NANO_JUDGE_PATH)
 
     @asynccontextmanager
     async def open_engine():
-        yield InstantEngine(tokenizer)
+        yield FakeEngine.instant(tokenizer, REPLY)
 
     settings = Settings(admission_budget=1 << 20, max_body_bytes=1 << 30, max_items_per_request=4096,
                         verify_workers=0, log_level="warning", cache_entries=0)
@@ -172,7 +142,7 @@ def throughput(size: int, seconds: float) -> float:
 def thousand_item_timings(size: int) -> dict:
     """Parse+validate, score (instant engine) and serialise one 1,000-item request, in process."""
     from service.api.protocol import ScoreRequest, ScoreResponse, ScoreResult
-    from service.judge.scorer import ScoreItem
+    from service.judge.types import ScoreItem
 
     app = make_app()
     body = json.dumps({"items": items(1000, size, 99), "cache": False}).encode()

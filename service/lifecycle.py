@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable
 
 from service.api.errors import ApiError, ErrorCode
-from service.engine.base import EngineDead, JudgeEngine, SamplingSpec
+from service.engine.base import EngineDead, JudgeEngine, RequestKind, SamplingSpec, new_request_id
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ class Lifecycle:
     async def probe_once(self) -> bool:
         try:
             await self.engine.generate(self._probe_ids, SamplingSpec(max_tokens=1),
-                                       f"libra-ready-{uuid.uuid4().hex}")
+                                       new_request_id(RequestKind.ready))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure means not ready; the watchdog handles death

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from service.judge.scorer import ItemStatus, Scorer
+from service.judge.scorer import Scorer
+from service.judge.types import ItemStatus
 
 
 class ScorerCollector:

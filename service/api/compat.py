@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.errors import ApiError, ErrorCode
 from service.api.routes import run_scoring
-from service.judge.scorer import ItemResult, JudgeOptions, ScoreItem
+from service.judge.types import ItemResult, JudgeOptions, ScoreItem
 
 router = APIRouter()
 

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.judge.profiles import Profile
-from service.judge.scorer import ItemResult, ItemStatus, JudgeOptions
+from service.judge.types import ItemResult, ItemStatus, JudgeOptions
 
 
 class ScoreItemIn(BaseModel):

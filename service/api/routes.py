@@ -19,7 +19,7 @@ from service.api.protocol import (
     ScoreResult,
 )
 from service.engine.base import EngineDead
-from service.judge.scorer import ItemResult, JudgeOptions, ScoreItem
+from service.judge.types import ItemResult, JudgeOptions, ScoreItem
 
 router = APIRouter()
 

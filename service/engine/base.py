@@ -6,8 +6,32 @@ implementation in production, ``FakeEngine`` in fast unit tests of the logic aro
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
+
+
+class RequestKind(StrEnum):
+    """Why the service sent an engine request. Its id is ``libra-<kind>-<hex>``, so engine logs, the
+    fake engine's records and aborts can tell a judgment from a probe."""
+
+    judge = "judge"  # the judgment of one item (k samples)
+    answer = "answer"  # a judge that closed its thinking within the budget finishes its answer
+    force = "force"  # the verdict, constrained to the labels, after the thinking budget ran out
+    prime = "prime"  # a group's shared prompt prefix, prefilled once for the prefix cache
+    ready = "ready"  # the readiness probe's one token
+
+
+def new_request_id(kind: RequestKind) -> str:
+    return f"libra-{kind.value}-{uuid.uuid4().hex}"
+
+
+def request_kind(request_id: str) -> RequestKind | None:
+    """The kind of one of our request ids (None for any other id)."""
+    prefix, _, rest = request_id.partition("-")
+    kind = rest.partition("-")[0]
+    return RequestKind(kind) if prefix == "libra" and kind in RequestKind.__members__ else None
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,7 @@ class JudgeEngine(Protocol):
 
     model_name: str
     tokenizer: Any  # a Hugging Face tokenizer: the judge renders and tokenizes prompts itself
+    max_model_len: int | None  # the context length prompts and outputs must fit (None: unbounded)
     seeded_sampling: bool  # False where a per-request seed is unsafe (the service refuses seeds there)
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingSpec, request_id: str) -> Generation:

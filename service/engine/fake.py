@@ -1,10 +1,14 @@
-"""A documented fake engine for fast unit tests of the logic around the engine.
+"""The one documented fake engine: fast unit tests of the logic around the engine, and the front-end
+benchmark (an engine that costs nothing, so only the HTTP layer and the scorer are measured).
 
-``FakeEngine(reply)`` answers every prompt with ``reply(prompt_text, sample_index)`` (a string), or a
-fixed string. With guided choices (a forced verdict) it answers the reply when it is one of the
-choices and the first choice otherwise, as a constrained decoder would. It tokenizes with the given
-tokenizer so prompt and completion token counts are real, and records every prompt, sampling spec and
-request id it saw (``calls``, ``specs``, ``request_ids``) so tests can assert what reached the engine.
+``FakeEngine(tokenizer, reply)`` answers every prompt with ``reply(prompt_text, sample_index)`` (a
+string), or a fixed string. With guided choices (a forced verdict) it answers the reply when it is one
+of the choices and the first choice otherwise, as a constrained decoder would. It tokenizes with the
+given tokenizer so prompt and completion token counts are real, and records every prompt, sampling
+spec and request id it saw (``calls``, ``specs``, ``request_ids``) so tests can assert what reached the
+engine. ``FakeEngine.instant(tokenizer, reply)`` records nothing and encodes its fixed reply once: a
+benchmark's million requests cost neither memory nor tokenizer time.
+
 Integration tests use the real vLLM engine; this fake is never the only test of a path.
 """
 
@@ -14,31 +18,45 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from service.engine.base import Completion, EngineDead, Generation, SamplingSpec
+from service.engine.base import Completion, EngineDead, Generation, RequestKind, SamplingSpec, request_kind
 
 
 class FakeEngine:
     def __init__(self, tokenizer: Any, reply: str | Callable[[str, int], str], model_name: str = "fake",
-                 delay_s: float = 0.0, max_model_len: int | None = None, seeded_sampling: bool = True):
+                 delay_s: float = 0.0, max_model_len: int | None = None, seeded_sampling: bool = True,
+                 record: bool = True):
         self.tokenizer = tokenizer
         self.seeded_sampling = seeded_sampling
         self.model_name = model_name
         self._reply = reply if callable(reply) else (lambda _prompt, _i: reply)
         self.delay_s = delay_s
         self.max_model_len = max_model_len
+        self.record = record
         self.calls: list[list[int]] = []
         self.specs: list[SamplingSpec] = []
         self.request_ids: list[str] = []
         self.running: set[str] = set()
         self.aborted: list[str] = []
         self.dead = False
+        self._fixed: Completion | None = None  # instant mode: the one reply, encoded once
+
+    @classmethod
+    def instant(cls, tokenizer: Any, reply: str, model_name: str = "instant",
+                max_model_len: int = 1 << 20) -> FakeEngine:
+        """Answers every request at once with ``reply`` (no decode of the prompt, nothing recorded)."""
+        engine = cls(tokenizer, reply, model_name=model_name, max_model_len=max_model_len, record=False)
+        engine._fixed = Completion(reply, tuple(tokenizer.encode(reply, add_special_tokens=False)), "stop")
+        return engine
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingSpec, request_id: str) -> Generation:
         if self.dead:
             raise EngineDead("fake engine is dead")
-        self.calls.append(list(prompt_token_ids))
-        self.specs.append(sampling)
-        self.request_ids.append(request_id)
+        if self._fixed is not None and not sampling.choices and len(self._fixed.token_ids) <= sampling.max_tokens:
+            return Generation(prompt_tokens=len(prompt_token_ids), completions=[self._fixed] * sampling.n)
+        if self.record:
+            self.calls.append(list(prompt_token_ids))
+            self.specs.append(sampling)
+            self.request_ids.append(request_id)
         self.running.add(request_id)
         try:
             if self.delay_s:
@@ -73,9 +91,13 @@ class FakeEngine:
     def errored(self) -> bool:
         return self.dead
 
+    def calls_of(self, *kinds: RequestKind) -> list[list[int]]:
+        """The prompts of the recorded requests of these kinds."""
+        return [c for c, rid in zip(self.calls, self.request_ids, strict=True) if request_kind(rid) in kinds]
+
     def judge_calls(self) -> int:
         """Generate calls that judged an item (not group-priming prefills or readiness probes)."""
-        return sum(not rid.startswith(("libra-prime", "libra-ready")) for rid in self.request_ids)
+        return sum(request_kind(rid) not in (RequestKind.prime, RequestKind.ready) for rid in self.request_ids)
 
     def num_unfinished_requests(self) -> int:
         return len(self.running)

@@ -7,9 +7,12 @@ import dataclasses
 
 import pytest
 
+from service.engine.base import RequestKind
 from service.engine.fake import FakeEngine
+from service.judge.prepare import TRUNCATION_MARK
 from service.judge.profiles import load_profile
-from service.judge.scorer import TRUNCATION_MARK, ItemStatus, JudgeOptions, ScoreItem, Scorer
+from service.judge.scorer import Scorer
+from service.judge.types import ItemStatus, JudgeOptions, ScoreItem
 from tests.unit.test_api import perfect_nano_judge
 
 NANO = load_profile("nano")
@@ -33,10 +36,10 @@ def opts(profile=NANO, **kw):
 async def test_rewards_follow_the_profile_map(nano_tokenizer):
     scorer, engine = scorer_for(nano_tokenizer)
     results = await scorer.score(ITEMS, opts())
-    assert [(r.id, r.status, r.verdict, r.reward) for r in results] == [
+    assert [(r.id, r.judgment.status, r.judgment.verdict, r.judgment.reward) for r in results] == [
         ("a", ItemStatus.ok, "correct", 1.0), ("b", ItemStatus.ok, "incorrect", 0.0),
         ("c", ItemStatus.ok, "correct", 1.0)]
-    assert all(r.usage.prompt_tokens > 0 and r.usage.completion_tokens > 0 for r in results)
+    assert all(r.judgment.usage.prompt_tokens > 0 and r.judgment.usage.completion_tokens > 0 for r in results)
 
 
 async def test_unparsed_and_truncated_without_forcing(nano_tokenizer):
@@ -49,16 +52,16 @@ async def test_unparsed_and_truncated_without_forcing(nano_tokenizer):
     o = opts(max_thinking_tokens=None)
     o = dataclasses.replace(o, max_thinking_tokens=None)
     results = await scorer.score([ScoreItem("x", "r"), ScoreItem("y", "r")], o)
-    assert [r.status for r in results] == [ItemStatus.unparsed, ItemStatus.truncated]
-    assert [r.reward for r in results] == [None, None]
-    assert results[1].votes == {"truncated": 1} and results[0].votes == {"unparsed": 1}
+    assert [r.judgment.status for r in results] == [ItemStatus.unparsed, ItemStatus.truncated]
+    assert [r.judgment.reward for r in results] == [None, None]
+    assert results[1].judgment.votes == {"truncated": 1} and results[0].judgment.votes == {"unparsed": 1}
 
 
 async def test_thinking_budget_forces_a_constrained_verdict(nano_tokenizer):
     scorer, engine = scorer_for(nano_tokenizer, lambda p, i: "<think>" + "7" * 1000)
     [result] = await scorer.score([ScoreItem("What is 1 + 1?", "2.")], opts(max_thinking_tokens=50))
-    assert result.status == ItemStatus.forced
-    assert result.verdict in ("correct", "incorrect") and result.reward is not None
+    assert result.judgment.status == ItemStatus.forced
+    assert result.judgment.verdict in ("correct", "incorrect") and result.judgment.reward is not None
     first, forced = engine.specs
     assert first.max_tokens == 50  # the thinking budget, exactly
     assert forced.choices == NANO.force_choices
@@ -80,7 +83,7 @@ def continuing(full: str):
 async def test_an_answer_cut_after_closed_thinking_is_finished_then_forced(nano_tokenizer):
     scorer, engine = scorer_for(nano_tokenizer, continuing("<think>ok</think>\n\n" + "blah " * 200))
     [result] = await scorer.score([ScoreItem("What is 1 + 1?", "2.")], opts(max_thinking_tokens=20))
-    assert result.status == ItemStatus.forced
+    assert result.judgment.status == ItemStatus.forced
     assert [s.max_tokens for s in engine.specs[:2]] == [20, 64]  # budget, then room to finish the answer
     tail = nano_tokenizer.decode(engine.calls[2], skip_special_tokens=False)
     assert tail.count("</think>") == 1 and tail.endswith("\\boxed{")
@@ -90,7 +93,7 @@ async def test_an_answer_cut_after_closed_thinking_can_finish_on_its_own(nano_to
     answer = "<think>" + "1" * 15 + "</think>\n\n\\boxed{incorrect}"
     scorer, engine = scorer_for(nano_tokenizer, continuing(answer))
     [result] = await scorer.score([ScoreItem("What is 1 + 1?", "2.")], opts(max_thinking_tokens=25))
-    assert (result.status, result.verdict) == (ItemStatus.ok, "incorrect")
+    assert (result.judgment.status, result.judgment.verdict) == (ItemStatus.ok, "incorrect")
     assert len(engine.calls) == 2 and not engine.specs[1].choices
 
 
@@ -100,10 +103,10 @@ async def test_k_samples_vote_and_count_unparsed(nano_tokenizer):
     scorer, engine = scorer_for(nano_tokenizer, lambda p, i: answers[i])
     [r] = await scorer.score([ScoreItem("q", "r")], opts(samples=4, temperature=0.8))
     assert engine.specs[0].n == 4 and engine.judge_calls() == 1  # one request shares the prompt's KV
-    assert r.status == ItemStatus.ok
-    assert r.votes == {"correct": 2, "incorrect": 1, "unparsed": 1}
-    assert r.reward == pytest.approx(2 / 3)  # mean over the samples that gave a verdict
-    assert r.verdict == "correct" and r.agreement == pytest.approx(0.5)
+    assert r.judgment.status == ItemStatus.ok
+    assert r.judgment.votes == {"correct": 2, "incorrect": 1, "unparsed": 1}
+    assert r.judgment.reward == pytest.approx(2 / 3)  # mean over the samples that gave a verdict
+    assert r.judgment.verdict == "correct" and r.judgment.agreement == pytest.approx(0.5)
 
 
 async def test_duplicates_in_a_request_are_judged_once(nano_tokenizer):
@@ -113,9 +116,9 @@ async def test_duplicates_in_a_request_are_judged_once(nano_tokenizer):
     assert engine.judge_calls() == 2
     assert [r.cached for r in results] == [False, False, True, True]
     assert [r.id for r in results] == ["a", "b", "dup", "a"]
-    assert results[2].reward == results[0].reward == 1.0
+    assert results[2].judgment.reward == results[0].judgment.reward == 1.0
     assert scorer.stats.dedup_hits == 2
-    assert scorer.stats.saved_completion_tokens == 2 * results[0].usage.completion_tokens
+    assert scorer.stats.saved_completion_tokens == 2 * results[0].judgment.usage.completion_tokens
 
 
 async def test_cache_across_requests_greedy_by_default_sampled_by_opt_in(nano_tokenizer):
@@ -139,7 +142,7 @@ async def test_concurrent_requests_share_an_in_flight_judgment(nano_tokenizer):
     o = opts(cache=False)
     first, second = await asyncio.gather(scorer.score(ITEMS[:1], o), scorer.score(ITEMS[:1], o))
     assert engine.judge_calls() == 1
-    assert first[0].reward == second[0].reward == 1.0
+    assert first[0].judgment.reward == second[0].judgment.reward == 1.0
     assert [first[0].cached, second[0].cached].count(True) == 1
 
 
@@ -151,7 +154,7 @@ async def test_one_client_leaving_does_not_abort_a_shared_judgment(nano_tokenize
     await asyncio.sleep(0.05)
     leaver.cancel()
     [r] = await stayer
-    assert r.status == ItemStatus.ok and not engine.aborted
+    assert r.judgment.status == ItemStatus.ok and not engine.aborted
     # When every waiter leaves, the engine request is cancelled (vLLM aborts it).
     alone = asyncio.ensure_future(scorer.score(ITEMS[1:2], o))
     await asyncio.sleep(0.05)
@@ -166,7 +169,7 @@ async def test_reference_rules(nano_tokenizer):
     scorer, engine = scorer_for(nano_tokenizer, max_model_len=16384)  # room for the libra profiles' budgets
     ref = load_profile("libra-ref")
     results = await scorer.score([ScoreItem("q", "r"), ScoreItem("q", "r", reference="42")], opts(ref))
-    assert results[0].status == ItemStatus.invalid and "reference" in results[0].message
+    assert results[0].judgment.status == ItemStatus.invalid and "reference" in results[0].judgment.message
     assert engine.judge_calls() == 1
     assert "## Reference answer\n42" in nano_tokenizer.decode(engine.calls[0])
     j1 = load_profile("j1-pointwise")
@@ -174,7 +177,7 @@ async def test_reference_rules(nano_tokenizer):
     without, with_ref = (nano_tokenizer.decode(c) for c in engine.calls[1:3])
     assert "[Reference]" not in without and "[Reference]\n42" in with_ref
     unused = await scorer.score([ScoreItem("What is 1 + 2?", "3.", reference="SECRET")], opts())
-    assert unused[0].status == ItemStatus.ok and "SECRET" not in nano_tokenizer.decode(engine.calls[-1])
+    assert unused[0].judgment.status == ItemStatus.ok and "SECRET" not in nano_tokenizer.decode(engine.calls[-1])
 
 
 async def test_too_long_prompts(nano_tokenizer):
@@ -182,11 +185,11 @@ async def test_too_long_prompts(nano_tokenizer):
     long_response = "3" * 300 + " and so on " + "4" * 300 + " = 7."
     strict = dataclasses.replace(NANO, truncate="none")
     [r] = await scorer.score([ScoreItem("What is 3 + 4?", long_response)], opts(strict))
-    assert r.status == ItemStatus.too_long and engine.calls == []
+    assert r.judgment.status == ItemStatus.too_long and engine.calls == []
     [r] = await scorer.score([ScoreItem("What is 3 + 4?", long_response)], opts())
-    assert r.status == ItemStatus.ok and r.truncated_input
+    assert r.judgment.status == ItemStatus.ok and r.judgment.truncated_input
     prompt = engine.calls[0]
-    assert len(prompt) + scorer.first_cap(opts()) <= 600
+    assert len(prompt) + scorer.preparer.first_cap(opts()) <= 600
     text = nano_tokenizer.decode(prompt)
     assert TRUNCATION_MARK in text and text.count("3") > 50 and "= 7." in text  # middle dropped, both ends kept
 
@@ -195,9 +198,9 @@ async def test_items_sharing_a_question_are_primed_once(nano_tokenizer):
     scorer, engine = scorer_for(nano_tokenizer)
     group = [ScoreItem("What is 347 + 58?", f"347 + 58 = {405 + d}.") for d in range(8)]
     await scorer.score(group + [ITEMS[2]], opts())
-    primes = [c for c, rid in zip(engine.calls, engine.request_ids, strict=True) if rid.startswith("libra-prime")]
+    primes = engine.calls_of(RequestKind.prime)
     assert len(primes) == 1 and scorer.stats.primed_groups == 1
-    judged = [c for c, rid in zip(engine.calls, engine.request_ids, strict=True) if not rid.startswith("libra-prime")]
+    judged = engine.calls_of(RequestKind.judge)
     assert sum(c[: len(primes[0])] == primes[0] for c in judged) == 8
     assert nano_tokenizer.decode(primes[0]).endswith("Question: What is 347 + 58?\nResponse: 347 + 58 = 4")
 
@@ -205,22 +208,23 @@ async def test_items_sharing_a_question_are_primed_once(nano_tokenizer):
 async def test_return_reasoning(nano_tokenizer):
     scorer, _ = scorer_for(nano_tokenizer)
     [r] = await scorer.score(ITEMS[:1], opts(return_reasoning=True))
-    assert len(r.reasoning) == 1 and "347+58=405" in r.reasoning[0]
+    assert len(r.judgment.reasoning) == 1 and "347+58=405" in r.judgment.reasoning[0]
     [r] = await scorer.score(ITEMS[:1], opts())
-    assert r.reasoning is None and r.outputs is None
+    assert r.judgment.reasoning is None and r.judgment.outputs is None
 
 
 async def test_outputs_carry_each_samples_text_and_verdict(nano_tokenizer):
     scorer, _ = scorer_for(nano_tokenizer)
     [r] = await scorer.score(ITEMS[1:2], opts(return_reasoning=True, samples=2, temperature=1.0))
-    assert [(o.verdict, o.status) for o in r.outputs] == [("incorrect", ItemStatus.ok)] * 2
-    assert r.outputs[0].text.startswith("<think>") and r.outputs[0].text.endswith("\\boxed{incorrect}")
+    assert [(o.verdict, o.status) for o in r.judgment.outputs] == [("incorrect", ItemStatus.ok)] * 2
+    first = r.judgment.outputs[0].text
+    assert first.startswith("<think>") and first.endswith("\\boxed{incorrect}")
 
 
 async def test_forced_output_text_includes_the_forced_closing(nano_tokenizer):
     scorer, _ = scorer_for(nano_tokenizer, lambda p, i: "<think>" + "7" * 1000)
     [r] = await scorer.score([ScoreItem("What is 1 + 1?", "2.")], opts(max_thinking_tokens=20, return_reasoning=True))
-    [out] = r.outputs
+    [out] = r.judgment.outputs
     assert out.status == ItemStatus.forced and out.verdict in ("correct", "incorrect")
     assert out.text.endswith("</think>\n\n\\boxed{" + out.verdict + "}")
 
@@ -239,7 +243,7 @@ async def test_return_prompt_fills_the_messages_once(nano_tokenizer):
 async def test_return_prompt_shows_a_truncated_response_as_truncated(nano_tokenizer):
     scorer, _ = scorer_for(nano_tokenizer, max_model_len=700)
     [r] = await scorer.score([ScoreItem("What is 1 + 1?", "2 " * 400)], opts(return_prompt=True))
-    assert r.truncated_input
+    assert r.judgment.truncated_input
     content = r.prompt[0]["content"]
     assert TRUNCATION_MARK in content and content.count("2 ") < 400
 

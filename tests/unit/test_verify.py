@@ -9,7 +9,8 @@ import pytest
 
 from service.engine.fake import FakeEngine
 from service.judge.profiles import load_profile
-from service.judge.scorer import ItemStatus, JudgeOptions, ScoreItem, Scorer
+from service.judge.scorer import Scorer
+from service.judge.types import ItemStatus, JudgeOptions, ScoreItem
 from service.judge.verifier import VerifyPool, check_answer
 from tests.unit.test_api import make_client, perfect_nano_judge
 
@@ -90,10 +91,10 @@ async def test_hybrid_sends_only_unverifiable_items_to_the_engine(nano_tokenizer
         results = await scorer.score(MIXED, opts)
     finally:
         scorer.verifier.close()
-    assert [r.source for r in results] == ["verify", "verify", "judge", "judge"]
-    assert [r.reward for r in results[:3]] == [1.0, 0.0, 1.0]
+    assert [r.judgment.source for r in results] == ["verify", "verify", "judge", "judge"]
+    assert [r.judgment.reward for r in results[:3]] == [1.0, 0.0, 1.0]
     assert engine.judge_calls() == 2
-    assert results[3].verify.status == "inconclusive"  # why the judge was asked
+    assert results[3].judgment.verify.status == "inconclusive"  # why the judge was asked
 
 
 async def test_verify_and_both_modes(nano_tokenizer):
@@ -101,12 +102,13 @@ async def test_verify_and_both_modes(nano_tokenizer):
     try:
         verify = await scorer.score(MIXED, JudgeOptions.from_profile(load_profile("nano"), mode="verify"))
         assert engine.judge_calls() == 0
-        assert [r.status for r in verify] == [ItemStatus.ok, ItemStatus.ok, ItemStatus.invalid, ItemStatus.unparsed]
+        assert [r.judgment.status for r in verify] == [ItemStatus.ok, ItemStatus.ok, ItemStatus.invalid,
+                                                       ItemStatus.unparsed]
         both = await scorer.score(MIXED[:2], JudgeOptions.from_profile(load_profile("nano"), mode="both",
                                                                         cache=False))
-        assert [r.source for r in both] == ["judge", "judge"]
-        assert [r.verify.status for r in both] == ["correct", "incorrect"]
-        assert [r.verify_agrees for r in both] == [True, True]
+        assert [r.judgment.source for r in both] == ["judge", "judge"]
+        assert [r.judgment.verify.status for r in both] == ["correct", "incorrect"]
+        assert [r.judgment.verify_agrees for r in both] == [True, True]
         assert scorer.stats.verify_agreement["agree"] == 2
     finally:
         scorer.verifier.close()

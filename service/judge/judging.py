@@ -1,0 +1,175 @@
+"""Judging one item: generate k samples, read each verdict, force one past the thinking budget, vote.
+
+    generate (k samples, one engine request) -> per sample: parse the verdict after the thinking;
+    if the output was cut: let a judge that closed its thinking finish its answer, else close the
+    thinking and force the verdict (constrained to the profile's labels) -> vote -> one Judgment
+
+Verdicts are read only from what the judge generated (never from the prompt); a sample without a
+verdict is ``unparsed`` or ``truncated``, never a reward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass
+
+from service.engine.base import (
+    Completion,
+    EngineDead,
+    EngineError,
+    Generation,
+    JudgeEngine,
+    RequestKind,
+    SamplingSpec,
+    new_request_id,
+)
+from service.judge.prepare import Preparer
+from service.judge.types import (
+    VERDICT_STATUSES,
+    ItemStatus,
+    JudgeOptions,
+    Judgment,
+    SampleOutput,
+    ScorerStats,
+    Usage,
+)
+from service.judge.verdict import parse_verdict
+from service.judge.verifier import VerifyOutcome
+
+
+@dataclass
+class Sample:
+    """One sample while it is being judged."""
+
+    status: ItemStatus
+    text: str
+    thinking: str | None
+    completion_tokens: int
+    label: str | None = None
+    message: str | None = None
+
+
+class ItemJudge:
+    """Judges prepared prompts on one engine, counting its engine work in ``stats``."""
+
+    def __init__(self, engine: JudgeEngine, preparer: Preparer, stats: ScorerStats):
+        self.engine = engine
+        self.preparer = preparer
+        self.stats = stats
+
+    async def generate(self, ids: list[int], spec: SamplingSpec, kind: RequestKind
+                       ) -> tuple[Generation | None, str]:
+        """One counted engine request: (generation, "") or (None, why it failed). EngineDead propagates."""
+        self.stats.engine_requests += 1
+        try:
+            gen = await self.engine.generate(ids, spec, new_request_id(kind))
+        except EngineDead:
+            raise
+        except EngineError as exc:
+            return None, str(exc)
+        self.stats.engine_completion_tokens += sum(len(c.token_ids) for c in gen.completions)
+        return gen, ""
+
+    async def judge(self, ids: list[int], opts: JudgeOptions) -> Judgment:
+        spec = SamplingSpec(max_tokens=self.preparer.first_cap(opts), temperature=opts.temperature,
+                            top_p=opts.top_p, n=opts.samples, seed=opts.seed)
+        gen, error = await self.generate(ids, spec, RequestKind.judge)
+        if gen is None:
+            return Judgment(ItemStatus.error, message=error, usage=Usage(len(ids), 0))
+        self.stats.engine_prompt_tokens += gen.prompt_tokens
+        samples = await asyncio.gather(*(self._finish_sample(ids, c, opts) for c in gen.completions))
+        return vote(samples, opts, Usage(len(ids), sum(s.completion_tokens for s in samples)))
+
+    async def _finish_sample(self, ids: list[int], c: Completion, opts: JudgeOptions) -> Sample:
+        p = opts.profile
+        verdict = parse_verdict(c.text, p.think_end, p.verdict_pattern)
+        sample = Sample(status=ItemStatus.unparsed, text=c.text, thinking=verdict.thinking,
+                        completion_tokens=len(c.token_ids))
+        if p.reward_for(verdict.label) is not None:
+            sample.status, sample.label = ItemStatus.ok, verdict.label
+        elif c.finish_reason == "length" and opts.forcing:
+            text, token_ids = c.text, list(c.token_ids)
+            if p.think_end and p.think_end in text:
+                # The thinking closed within the budget and only the answer was cut: let the judge
+                # finish it in its own words before forcing anything.
+                spec = SamplingSpec(max_tokens=self.preparer.answer_room(opts), temperature=opts.temperature,
+                                    top_p=opts.top_p, seed=opts.seed)
+                cont, error = await self.generate(ids + token_ids, spec, RequestKind.answer)
+                if cont is None:
+                    sample.status, sample.message = ItemStatus.error, f"finishing the answer failed: {error}"
+                    return sample
+                more = cont.completions[0]
+                sample.completion_tokens += len(more.token_ids)
+                text, token_ids = text + more.text, token_ids + list(more.token_ids)
+                verdict = parse_verdict(text, p.think_end, p.verdict_pattern)
+                if p.reward_for(verdict.label) is not None:
+                    sample.status, sample.label, sample.text = ItemStatus.ok, verdict.label, text
+                    return sample
+            await self._force(ids, text, token_ids, opts, sample)
+        elif c.finish_reason == "length":
+            sample.status = ItemStatus.truncated
+        return sample
+
+    async def _force(self, ids: list[int], text: str, token_ids: list[int], opts: JudgeOptions,
+                     sample: Sample) -> None:
+        """Close the thinking and ask the engine for the verdict alone, constrained to the labels."""
+        p = opts.profile
+        closed = p.think_end and p.think_end in text
+        closing = ("" if closed else (p.think_end or "")) + (p.force_prefix or "")
+        closing_ids = self.engine.tokenizer.encode(closing, add_special_tokens=False) if closing else []
+        spec = SamplingSpec(max_tokens=self.preparer.force_overhead(opts), temperature=0.0, choices=p.force_choices)
+        gen, error = await self.generate(ids + token_ids + closing_ids, spec, RequestKind.force)
+        if gen is None:
+            sample.status, sample.message = ItemStatus.error, f"forcing the verdict failed: {error}"
+            return
+        forced = gen.completions[0]
+        sample.completion_tokens += len(forced.token_ids)
+        text = text + closing + forced.text
+        verdict = parse_verdict(text, p.think_end, p.verdict_pattern)
+        sample.text = text
+        if p.reward_for(verdict.label) is not None:
+            sample.status, sample.label, sample.thinking = ItemStatus.forced, verdict.label, verdict.thinking
+            self.stats.forced_verdicts += 1
+        else:
+            sample.status = ItemStatus.unparsed
+
+
+def vote(samples: list[Sample], opts: JudgeOptions, usage: Usage) -> Judgment:
+    """k samples -> one Judgment: the majority label, the mean reward over the samples with a verdict."""
+    p = opts.profile
+    k = len(samples)
+    votes = Counter(s.label if s.status in VERDICT_STATUSES else s.status.value for s in samples)
+    decided = [s for s in samples if s.status in VERDICT_STATUSES]
+    reasoning = outputs = None
+    if opts.return_reasoning:
+        reasoning = [s.thinking if s.thinking is not None else s.text for s in samples]
+        outputs = [SampleOutput(s.text, s.label, s.status) for s in samples]
+    if not decided:
+        statuses = {s.status for s in samples}
+        status = next((st for st in (ItemStatus.error, ItemStatus.truncated) if st in statuses), ItemStatus.unparsed)
+        messages = {
+            ItemStatus.truncated: f"the judge used all {opts.max_tokens} tokens before giving a verdict",
+            ItemStatus.unparsed: "the judge finished without a verdict in its answer",
+        }
+        message = next((s.message for s in samples if s.message), messages.get(status))
+        return Judgment(status, votes=dict(votes), usage=usage, reasoning=reasoning, outputs=outputs,
+                        message=message)
+    label_votes = Counter(s.label for s in decided)
+    verdict, top = max(label_votes.items(), key=lambda kv: (kv[1], p.rewards[kv[0]]))
+    reward = sum(p.rewards[s.label] for s in decided) / len(decided)
+    status = ItemStatus.forced if any(s.status == ItemStatus.forced for s in decided) else ItemStatus.ok
+    message = "the thinking budget ran out; the verdict was forced" if status == ItemStatus.forced else None
+    return Judgment(status, reward=reward, verdict=verdict, votes=dict(votes), agreement=top / k, usage=usage,
+                    reasoning=reasoning, outputs=outputs, message=message)
+
+
+def verified(outcome: VerifyOutcome | None) -> Judgment:
+    """A result decided by the rule-based check alone."""
+    if outcome is None:
+        return Judgment(ItemStatus.invalid, source="verify", message="verification needs a reference for the item")
+    if outcome.conclusive:
+        return Judgment(ItemStatus.ok, reward=1.0 if outcome.status == "correct" else 0.0, verdict=outcome.status,
+                        votes={outcome.status: 1}, agreement=1.0, source="verify", verify=outcome)
+    status = {"timeout": ItemStatus.timeout, "error": ItemStatus.error}.get(outcome.status, ItemStatus.unparsed)
+    return Judgment(status, source="verify", verify=outcome, message=outcome.message)

@@ -1,0 +1,139 @@
+"""The scorer's data: what goes in (``ScoreItem``, ``JudgeOptions``), what comes out (``Judgment``,
+``ItemResult`` with one ``ItemStatus``), and the counters the metrics read (``ScorerStats``).
+
+Plain data with no behaviour beyond defaults, so the API schemas and the metrics import these, not
+the scorer.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from service.judge.profiles import Profile
+from service.judge.verifier import VerifyOutcome
+
+
+class ItemStatus(StrEnum):
+    """Every item of every accepted request ends with exactly one of these."""
+
+    ok = "ok"  # the judge gave a verdict; reward is set
+    forced = "forced"  # the judge ran out of thinking budget; the verdict was forced; reward is set
+    unparsed = "unparsed"  # the judge finished but no verdict could be read from its answer
+    truncated = "truncated"  # the judge hit max_tokens before giving a verdict (forcing off)
+    too_long = "too_long"  # the prompt does not fit the model's context (no engine call was made)
+    timeout = "timeout"  # not judged by the request's deadline; its engine work was aborted
+    invalid = "invalid"  # the item cannot be judged as given (e.g. the profile needs a reference)
+    error = "error"  # the engine failed this item; retrying it may succeed
+
+
+VERDICT_STATUSES = (ItemStatus.ok, ItemStatus.forced)
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    question: str
+    response: str
+    reference: str | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class JudgeOptions:
+    """Everything about a call that changes the judgment (and so the cache key), plus output options."""
+
+    profile: Profile
+    samples: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 1024
+    max_thinking_tokens: int | None = None
+    seed: int | None = None
+    return_reasoning: bool = False  # also each sample's full output and verdict
+    return_prompt: bool = False  # the judge's prompt as chat messages (an output option: not in the cache key)
+    cache: bool | None = None  # None: on for greedy sampling, off otherwise
+    mode: str = "judge"  # judge | verify | hybrid | both (rule-based verification against the reference)
+
+    @classmethod
+    def from_profile(cls, profile: Profile, **overrides) -> JudgeOptions:
+        s = profile.sampling
+        base = dict(
+            samples=int(s.get("samples", 1)),
+            temperature=float(s.get("temperature", 0.0)),
+            top_p=float(s.get("top_p", 1.0)),
+            max_tokens=int(s.get("max_tokens", 1024)),
+            max_thinking_tokens=int(s["max_thinking_tokens"]) if "max_thinking_tokens" in s else None,
+        )
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(profile=profile, **base)
+
+    @property
+    def forcing(self) -> bool:
+        return self.max_thinking_tokens is not None and self.profile.can_force
+
+    @property
+    def use_cache(self) -> bool:
+        return self.temperature == 0.0 if self.cache is None else self.cache
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class SampleOutput:
+    """One sample as the judge generated it (with a forced verdict's closing, if one was forced)."""
+
+    text: str
+    verdict: str | None
+    status: ItemStatus
+
+
+@dataclass
+class Judgment:
+    """The outcome of judging one unique item (shared by its duplicates and cache hits)."""
+
+    status: ItemStatus
+    reward: float | None = None
+    verdict: str | None = None
+    votes: dict[str, int] = field(default_factory=dict)
+    agreement: float | None = None
+    usage: Usage = field(default_factory=Usage)
+    reasoning: list[str] | None = None
+    outputs: list[SampleOutput] | None = None  # with return_reasoning: each sample's text, verdict, status
+    message: str | None = None
+    truncated_input: bool = False
+    source: str = "judge"  # judge | verify: which decided the reward
+    verify: VerifyOutcome | None = None  # the rule-based check, when one ran
+    verify_agrees: bool | None = None  # mode both: did the judge and the check agree?
+
+
+@dataclass
+class ItemResult:
+    index: int
+    id: str | None
+    judgment: Judgment
+    cached: bool = False  # served from the cache or from an identical item (no engine work)
+    prompt: list[dict[str, str]] | None = None  # with return_prompt: the messages the judge was shown
+
+
+@dataclass
+class ScorerStats:
+    """Engine work done and avoided; the metrics module reads these."""
+
+    items: int = 0
+    engine_requests: int = 0
+    engine_prompt_tokens: int = 0
+    engine_completion_tokens: int = 0
+    dedup_hits: int = 0
+    cache_hits: int = 0
+    saved_prompt_tokens: int = 0
+    saved_completion_tokens: int = 0
+    forced_verdicts: int = 0
+    primed_groups: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    sources: Counter = field(default_factory=Counter)
+    verify_agreement: Counter = field(default_factory=Counter)  # "agree" / "disagree" (mode both)
