@@ -5,13 +5,13 @@ STAMP := $(VENV)/.libra-installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install deploy-tools serve test lint loadtest bench nano-eval nano-train clean
+.PHONY: install deploy-tools serve test lint loadtest throughput nano-eval nano-train clean
 
 install: $(STAMP)
 
 # Re-install only when the project's dependencies change; otherwise this is a no-op.
 # docker/install.sh is the one recipe: docker/Dockerfile.cpu runs the same script.
-$(STAMP): pyproject.toml docker/install.sh
+$(STAMP): pyproject.toml client/pyproject.toml docker/install.sh
 	bash docker/install.sh $(VENV) cpu,dev
 	@touch $(STAMP)
 
@@ -38,20 +38,21 @@ test: install deploy-tools
 loadtest: install
 	$(PY) loadtest/run.py $(LOADTEST_ARGS)
 
-# Side-by-side benchmark: raw AsyncLLM vs this service vs vllm serve + an OpenAI client (same model/items).
-bench: install
-	$(PY) loadtest/bench.py $(BENCH_ARGS)
+# Side-by-side throughput benchmark: raw AsyncLLM vs this service vs vllm serve + an OpenAI client
+# (same model/items). Not `libra-serve bench`, which measures a judge's accuracy.
+throughput: install
+	$(PY) loadtest/throughput.py $(THROUGHPUT_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check service tests loadtest
+	$(VENV)/bin/ruff check service client libra_eval nano tests loadtest
 
 # Accuracy of the bundled nano judge on its 1,000 held-out items, scored through the service.
 nano-eval: install
-	$(PY) -m service.nano.evaluate
+	$(PY) -m nano.evaluate
 
 # Retrain the nano judge from scratch (seeded; ~47 min on 2 cores). CI never does this.
 nano-train: install
-	$(PY) -m service.nano.train --out service/models/nano-judge
+	$(PY) -m nano.train --out service/models/nano-judge
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

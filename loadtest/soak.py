@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "loadtest"))
 
 from workloads import unique_items  # noqa: E402
 
-from service.server_process import ServerProcess  # noqa: E402
+from libra_eval.server_process import ServerProcess  # noqa: E402
 
 
 def rss_mb(pid: int) -> tuple[float, float]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-from service.nano import world
+from nano import world
 
 FILLER = ("Let me check this step by step. ", "Carrying the digits over gives the next column. ",
           "I will verify by estimating first. ", "Rounding both numbers helps to see the size. ",

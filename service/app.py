@@ -1,5 +1,10 @@
 """``build_app(settings, open_engine, judge)``: the FastAPI app; its lifespan owns the engine.
 
+The layers, outside in (the package map is in ``service/__init__.py``):
+
+    middleware (api/middleware/) -> routes (api/routes.py, openrlhf.py, slime.py)
+    -> ScoringService (api/serving.py, on ``app.state.serving``) -> Scorer (judge/) -> JudgeEngine (engine/)
+
 No import-time globals: every piece of state hangs off ``app.state``, so two apps can live in one
 process (the unit tests build many, each on a FakeEngine).
 """
@@ -12,16 +17,16 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import compat
+from service.api import openrlhf, routes, slime
 from service.api.admission import Admission
 from service.api.errors import install_error_handlers
-from service.api.middleware import LibraMiddleware
-from service.api.routes import router
+from service.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestLogMiddleware
+from service.api.serving import ScoringService
 from service.config import Settings
 from service.engine.base import JudgeEngine
 from service.judge.profiles import ProfileError, load_all
 from service.judge.scorer import Scorer
-from service.judge.verifier import VerifyPool
+from service.judge.verifier import DEFAULT_CHECK, VerifyPool
 from service.lifecycle import Lifecycle
 from service.metrics import ServiceMetrics
 
@@ -30,8 +35,9 @@ log = logging.getLogger(__name__)
 
 
 def build_app(settings: Settings, open_engine: EngineOpener, judge: str,
-              on_engine_dead: Callable[[], None] | None = None) -> FastAPI:
-    """The app. ``on_engine_dead`` is called once the engine has died (the CLI stops the server)."""
+              on_engine_dead: Callable[[], None] | None = None, verify_check: str = DEFAULT_CHECK) -> FastAPI:
+    """The app. ``on_engine_dead`` is called once the engine has died (the CLI stops the server);
+    ``verify_check`` is the ``module:function`` the verify workers run (tests pass one that hangs)."""
     profiles = load_all(settings.extra_judge_dirs)  # fail before the engine starts
     if judge not in profiles:
         raise ProfileError(f"unknown judge profile {judge!r}; known: {', '.join(sorted(profiles))}")
@@ -42,8 +48,7 @@ def build_app(settings: Settings, open_engine: EngineOpener, judge: str,
         if settings.verify_workers:
             # Worker processes start on first use, so a server that never verifies pays nothing.
             verifier = VerifyPool(workers=settings.verify_workers, item_timeout_s=settings.verify_timeout_s,
-                                  check_path=settings.verify_check)
-        app.state.verifier = verifier
+                                  check_path=verify_check)
         try:
             async with open_engine() as engine:
                 async with _serving(app, engine, verifier):
@@ -68,7 +73,7 @@ def build_app(settings: Settings, open_engine: EngineOpener, judge: str,
             app.state.metrics.observe_judgment(queue_wait_s, judge_s)
 
         scorer.on_judgment = judged
-        app.state.engine, app.state.scorer, app.state.lifecycle = engine, scorer, lifecycle
+        app.state.serving.attach(engine, scorer, lifecycle, verifier)
         await lifecycle.probe_once()
         lifecycle.start()
         try:
@@ -82,18 +87,33 @@ def build_app(settings: Settings, open_engine: EngineOpener, judge: str,
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.profiles = profiles
-    app.state.default_judge = judge
-    app.state.engine = app.state.scorer = app.state.lifecycle = None
-    app.state.admission = Admission(settings.admission_budget)
-    app.state.metrics = ServiceMetrics(
-        lambda: app.state.scorer,
-        get_pending=lambda: app.state.admission.pending,
-        get_engine_running=lambda: app.state.engine.num_unfinished_requests() if app.state.engine else 0,
+    admission = Admission(settings.admission_budget)
+    metrics = ServiceMetrics(
+        lambda: app.state.serving.scorer,
+        get_pending=lambda: admission.pending,
+        get_engine_running=lambda: app.state.serving.engine.num_unfinished_requests() if app.state.serving.engine
+        else 0,
     )
+    app.state.metrics = metrics
+    app.state.serving = ScoringService(settings, profiles, judge, admission, metrics)
     install_error_handlers(app)
-    app.include_router(router)
-    app.include_router(compat.router)
-    app.add_middleware(LibraMiddleware, settings=settings, metrics=app.state.metrics)
+    for module in (routes, openrlhf, slime):
+        app.include_router(module.router)
+    app.include_router(routes.public)
+    # Added innermost first: the request log wraps everything, so refused requests are logged too.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    keys = settings.api_key_list()
+    if keys:
+        app.add_middleware(ApiKeyMiddleware, keys=keys, public_paths=_public_paths(app, settings))
+    app.add_middleware(RequestLogMiddleware, metrics=metrics, routes=app.router.routes)
     return app
+
+
+def _public_paths(app: FastAPI, settings: Settings) -> set[str]:
+    """Paths that need no API key: the routes on ``routes.public`` (probes), the API docs, and
+    /metrics unless ``metrics_auth``."""
+    paths = {route.path for route in routes.public.routes}
+    paths |= {p for p in (app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url) if p}
+    if not settings.metrics_auth:
+        paths.add("/metrics")
+    return paths

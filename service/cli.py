@@ -52,7 +52,7 @@ class _Server:
 
         class Server(uvicorn.Server):
             def handle_exit(self, sig, frame):  # SIGTERM/SIGINT: refuse new work, finish in-flight
-                lifecycle = app.state.lifecycle
+                lifecycle = app.state.serving.lifecycle
                 if lifecycle is not None:
                     lifecycle.draining = True
                 super().handle_exit(sig, frame)
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if command == "serve":
         serve(argv)
     else:
-        from service.bench.cli import main as offline_main
+        from libra_eval.cli import main as offline_main
 
         offline_main(command, argv)
 

@@ -45,8 +45,6 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(30.0, ge=0, description="On SIGTERM, how long in-flight requests may finish.")
     verify_workers: int = Field(2, ge=0, description="math-verify worker processes (0 turns verify modes off).")
     verify_timeout_s: float = Field(2.0, gt=0, description="Hard limit per verified item; its worker is killed.")
-    verify_check: str = Field("service.judge.verifier:check_answer",
-                              description="module:function the verify workers run (a test seam; keep the default).")
     failure_reward: float = Field(0.0, description="Reward the OpenRLHF/slime endpoints return for an item the "
                                   "judge could not score (reported as failed).")
     json_logs: bool = Field(False, description="Log one JSON object per line instead of plain text.")

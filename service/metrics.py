@@ -87,14 +87,12 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 class ServiceMetrics:
     """The app's metrics. Counters the scorer keeps are read at scrape time; the rest are observed here."""
 
-    known_endpoints = frozenset({"/score", "/judges", "/limits", "/health", "/ready", "/metrics", "/get_reward",
-                                 "/slime/reward", "/slime/reward/value"})
-
     def __init__(self, get_scorer: Callable[[], Scorer | None], get_pending: Callable[[], int] = lambda: 0,
                  get_engine_running: Callable[[], int] = lambda: 0):
         r = self.registry = CollectorRegistry()
         r.register(ScorerCollector(get_scorer))
-        self.requests = Counter("libra_requests", "HTTP requests by endpoint and status code.",
+        self.requests = Counter("libra_requests", "HTTP requests by endpoint (the matched route; other when "
+                                "none matched) and status code.",
                                 ["endpoint", "code"], registry=r)
         self.request_seconds = Histogram("libra_request_duration_seconds", "HTTP request duration.",
                                          ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)

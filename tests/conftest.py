@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.nano.tokenizer import build_tokenizer
+from nano.tokenizer import build_tokenizer
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,14 @@ included, so a client needs one parser for all of them.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from service.engine.base import EngineDead
 
@@ -58,6 +60,17 @@ def error_response(code: ErrorCode, message: str, param: str | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     status, body = error_body(code, message, param)
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def send_error(send: Send, code: ErrorCode, message: str, param: str | None = None,
+                     headers: dict[str, str] | None = None) -> None:
+    """The envelope sent straight over ASGI, for middleware that answers before any route runs."""
+    status, body = error_body(code, message, param)
+    raw = json.dumps(body).encode()
+    hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+    hdrs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": raw})
 
 
 def _loc_to_param(loc: tuple) -> str:

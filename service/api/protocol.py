@@ -6,7 +6,7 @@ Requests own their translation: ``ScoreRequest.to_options`` turns the request in
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -163,3 +163,22 @@ class JudgesResponse(BaseModel):
     model: str = Field(description="The judge model this server runs.")
     default: str
     judges: list[JudgeInfo]
+
+
+# -- trainer endpoints -------------------------------------------------------------------------------
+
+
+class OpenRLHFRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # trainers add fields over time; ignore what we do not use
+
+    query: list[str] = Field(description="Decoded prompt + response per sample, special tokens included.")
+    prompts: list[str] | None = Field(None, description="The templated prompt of each query.")
+    labels: list[str | None] | None = Field(None, description="Reference answers, for profiles that take one.")
+
+
+class SlimeRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str | list[dict[str, Any]] = Field(description="Templated prompt string or chat messages.")
+    response: str
+    label: str | None = None

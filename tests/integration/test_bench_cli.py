@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from service.bench.metrics import bench_metrics
-from service.nano.fixtures import BENCH_PATH, UNLABELED_PATH
+from libra_eval.accuracy import bench_metrics
+from nano.fixtures import BENCH_PATH, UNLABELED_PATH
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,7 @@ def exported(url: str) -> dict[str, set[str]]:
 
 def test_every_dashboard_query_names_an_exported_metric_and_label(live_server):
     items = [{"question": "What is 40 + 2?", "response": "42."}, {"question": "What is 40 + 2?", "response": "43."}]
-    assert httpx.post(live_server.url + "/score", json={"items": items}, timeout=120).status_code == 200
+    assert httpx.post(live_server.url_for("score"), json={"items": items}, timeout=120).status_code == 200
     metrics = exported(live_server.url)
     queries = [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"]]
     checked = 0
@@ -50,7 +50,7 @@ def test_the_container_health_check_follows_libra_port(live_server):
     import subprocess
     import sys
 
-    from service.server_process import free_port
+    from libra_eval.server_process import free_port
 
     def check(port: int, *args: str) -> int:
         env = {**os.environ, "LIBRA_PORT": str(port)}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.conftest import scrape
+from tests.helpers import scrape
 
 pytestmark = pytest.mark.integration
 
 
 def score(server, items, **options):
-    resp = httpx.post(server.url + "/score", json={"items": items, **options}, timeout=300)
+    resp = httpx.post(server.url_for("score"), json={"items": items, **options}, timeout=300)
     assert resp.status_code == 200, resp.text
     return resp.json()["results"]
 
@@ -76,7 +76,7 @@ def test_k_samples_vote(live_server):
 def test_a_seed_is_refused_on_the_cpu_engine_and_the_engine_lives(live_server):
     # vLLM on CPU dies on a seeded request that is prefilled in chunks; the service refuses seeds there.
     items = [{"question": f"What is {i} + 5?", "response": f"{i} + 5 = {i + 5}."} for i in range(40)]
-    resp = httpx.post(live_server.url + "/score", json={"items": items, "samples": 3, "temperature": 1.0,
+    resp = httpx.post(live_server.url_for("score"), json={"items": items, "samples": 3, "temperature": 1.0,
                                                         "seed": 5}, timeout=120)
     assert resp.status_code == 422 and resp.json()["error"]["param"] == "seed"
     results = score(live_server, items, samples=3, temperature=1.0, cache=False)

@@ -15,9 +15,9 @@ import httpx
 import psutil
 import pytest
 
-from service.nano import world
-from service.server_process import ServerProcess
-from tests.integration.conftest import scrape
+from libra_eval.server_process import ServerProcess
+from nano import world
+from tests.helpers import scrape
 
 pytestmark = pytest.mark.integration
 
@@ -62,8 +62,8 @@ def test_metrics_contract_after_a_scoring_run(live_server):
     requests_before = scrape(live_server, "libra_requests_total", {"endpoint": "/score", "code": "200"})
     verdicts_before = scrape(live_server, "libra_verdicts_total")
     rewards_before = scrape(live_server, "libra_reward_count")
-    r1 = httpx.post(live_server.url + "/score", json={"items": ok_items, "cache": False}, timeout=120)
-    r2 = httpx.post(live_server.url + "/score", json={"judge": "libra-ref", "items": ok_items[:2]}, timeout=120)
+    r1 = httpx.post(live_server.url_for("score"), json={"items": ok_items, "cache": False}, timeout=120)
+    r2 = httpx.post(live_server.url_for("score"), json={"judge": "libra-ref", "items": ok_items[:2]}, timeout=120)
     assert r1.status_code == r2.status_code == 200
     assert [r["status"] for r in r2.json()["results"]] == ["invalid", "invalid"]
     assert scrape(live_server, "libra_items_total", {"status": "ok"}) - before["ok"] == 5
@@ -71,7 +71,7 @@ def test_metrics_contract_after_a_scoring_run(live_server):
     assert scrape(live_server, "libra_requests_total", {"endpoint": "/score", "code": "200"}) - requests_before == 2
     assert scrape(live_server, "libra_verdicts_total") - verdicts_before == 5
     assert scrape(live_server, "libra_reward_count") - rewards_before == 5
-    text = httpx.get(live_server.url + "/metrics").text
+    text = httpx.get(live_server.url_for("metrics")).text
     for name in ("libra_requests_total", "libra_request_duration_seconds_bucket", "libra_items_total",
                  "libra_verdicts_total", "libra_reward_bucket", "libra_queue_depth",
                  "libra_engine_requests_in_flight", "libra_item_duration_seconds_bucket",
@@ -149,7 +149,7 @@ def test_hostile_input_gets_a_specific_4xx(live_server, case):
     _, body, headers, status, expect = case
     hdrs = {"content-type": "application/json", **(headers or {})}
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    resp = httpx.post(live_server.url + "/score", content=content, headers=hdrs, timeout=120)
+    resp = httpx.post(live_server.url_for("score"), content=content, headers=hdrs, timeout=120)
     assert resp.status_code == status, resp.text[:300]
     error = resp.json()["error"]
     assert error["message"]
@@ -166,18 +166,18 @@ def test_a_malformed_content_length_is_refused(live_server):
 def test_duplicate_ids_and_control_characters_are_scored(live_server):
     items = [{"id": "same", "question": "What is 12 + 30?", "response": "12 + 30 = 42.\x00\x1b[2J"},
              {"id": "same", "question": "What is 12 + 30?\u202e", "response": "12 + 30 = 52."}]
-    resp = httpx.post(live_server.url + "/score", json={"items": items}, timeout=120)
+    resp = httpx.post(live_server.url_for("score"), json={"items": items}, timeout=120)
     assert resp.status_code == 200
     assert [r["id"] for r in resp.json()["results"]] == ["same", "same"]
     assert [r["index"] for r in resp.json()["results"]] == [0, 1]
 
 
 def test_the_service_still_scores_after_the_hostile_corpus(live_server):
-    resp = httpx.post(live_server.url + "/score", timeout=120, json={"items": [
+    resp = httpx.post(live_server.url_for("score"), timeout=120, json={"items": [
         {"question": "What is 347 + 58?", "response": "347 + 58 = 405."},
         {"question": "What is 347 + 58?", "response": "347 + 58 = 415."}]})
     assert [r["verdict"] for r in resp.json()["results"]] == ["correct", "incorrect"]
-    assert httpx.get(live_server.url + "/ready").status_code == 200
+    assert httpx.get(live_server.url_for("ready")).status_code == 200
 
 
 @pytest.fixture
@@ -192,7 +192,7 @@ def test_burst_of_four_times_the_budget_then_sigterm_drains(small_budget_server)
     batches = [unique_items(16, seed=100 + i) for i in range(16)]  # 256 items = 4 x the budget of 64
 
     def post(items):
-        resp = httpx.post(server.url + "/score", json={"items": items, "cache": False}, timeout=300)
+        resp = httpx.post(server.url_for("score"), json={"items": items, "cache": False}, timeout=300)
         return resp.status_code, resp.headers.get("retry-after"), resp.json()
 
     with ThreadPoolExecutor(16) as pool:
@@ -225,7 +225,7 @@ def test_engine_death_fails_fast_and_exits_non_zero(tmp_path):
     with ServerProcess(log_path=tmp_path / "server.log") as server:
         result = {}
         worker = threading.Thread(target=lambda: result.update(resp=httpx.post(
-            server.url + "/score", json={"items": unique_items(600, seed=5), "cache": False}, timeout=120)))
+            server.url_for("score"), json={"items": unique_items(600, seed=5), "cache": False}, timeout=120)))
         worker.start()
         assert wait_until(lambda: engine_busy(server) > 0, 20) is not None
         cores = [p for p in psutil.Process(server.proc.pid).children(recursive=True)
@@ -237,7 +237,7 @@ def test_engine_death_fails_fast_and_exits_non_zero(tmp_path):
 
         def not_ready() -> bool:
             try:
-                return httpx.get(server.url + "/ready", timeout=1).status_code == 503
+                return httpx.get(server.url_for("ready"), timeout=1).status_code == 503
             except httpx.HTTPError:
                 return True  # already gone: not ready either
 

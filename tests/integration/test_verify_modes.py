@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.conftest import scrape
+from tests.helpers import scrape
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ def test_hybrid_sends_only_unverifiable_items_to_the_engine(live_server):
     ]
     before = scrape(live_server, "libra_engine_requests_total")
     by_source = {s: scrape(live_server, "libra_items_by_source_total", {"source": s}) for s in ("judge", "verify")}
-    resp = httpx.post(live_server.url + "/score", json={"items": items, "mode": "hybrid", "cache": False},
+    resp = httpx.post(live_server.url_for("score"), json={"items": items, "mode": "hybrid", "cache": False},
                       timeout=120)
     assert resp.status_code == 200
     results = resp.json()["results"]
@@ -36,6 +36,6 @@ def test_hybrid_sends_only_unverifiable_items_to_the_engine(live_server):
 def test_both_reports_agreement_on_the_real_judge(live_server):
     items = [{"question": "What is 347 + 58?", "response": "347 + 58 = 405.", "reference": "405"},
              {"question": "What is 347 + 58?", "response": "347 + 58 = 415.", "reference": "405"}]
-    results = httpx.post(live_server.url + "/score", json={"items": items, "mode": "both"}, timeout=120).json()
+    results = httpx.post(live_server.url_for("score"), json={"items": items, "mode": "both"}, timeout=120).json()
     assert [(r["source"], r["verdict"], r["verify"]["status"], r["verify_agrees"]) for r in results["results"]] == [
         ("judge", "correct", "correct", True), ("judge", "incorrect", "incorrect", True)]

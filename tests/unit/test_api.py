@@ -1,43 +1,9 @@
 """The HTTP API on a FakeEngine: contract, order, statuses, and the error envelope."""
 
-import re
-from contextlib import asynccontextmanager
-
 import pytest
-from fastapi.testclient import TestClient
 
-from service.app import build_app
-from service.config import Settings
 from service.engine.fake import FakeEngine
-from service.nano import world
-
-
-def perfect_nano_judge(prompt: str, _sample: int) -> str:
-    """Reads the question and response from the rendered nano prompt and answers as the nano judge should."""
-    q = re.search(r"Question: .*?(\d+) ([+-]) (\d+)", prompt)
-    r = re.search(r"Response: (.*)<\|im_end\|>", prompt, re.S)
-    if not (q and r):  # a group's shared prefix being primed: any reply will do
-        return ""
-    a, op, b = int(q.group(1)), q.group(2), int(q.group(3))
-    answer = int(re.findall(r"\d+", r.group(1))[-1])
-    return world.judge_output(world.Item(a, op, b, answer, "", ""))
-
-
-def build_app_for(engine, **settings):
-    @asynccontextmanager
-    async def open_engine():
-        yield engine
-
-    return build_app(Settings(**settings), open_engine, "nano")
-
-
-def make_client(engine, **settings):
-    return TestClient(build_app_for(engine, **settings))
-
-
-@pytest.fixture
-def engine(nano_tokenizer):
-    return FakeEngine(nano_tokenizer, perfect_nano_judge, model_name="fake-nano", max_model_len=1024)
+from tests.helpers import make_client, perfect_nano_judge
 
 
 def test_score_returns_one_result_per_item_in_order(engine):

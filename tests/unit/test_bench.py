@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from service.bench import label, report, traces
-from service.bench.data import DataError, load_bench, load_unlabeled
-from service.bench.metrics import bench_metrics
-from service.bench.runner import ResultLog, RunError, prepare_run_dir
+from libra_eval import label, report, traces
+from libra_eval.accuracy import bench_metrics
+from libra_eval.data import DataError, load_bench, load_unlabeled
+from libra_eval.runner import ResultLog, RunError, prepare_run_dir
 
 FIXED = Path(__file__).resolve().parents[1] / "fixtures" / "bench_results.jsonl"
 
@@ -136,7 +136,7 @@ def test_best_of_n_breaks_ties_by_agreement_then_length():
 
 
 def test_label_outputs_count_questions_without_pairs(tmp_path):
-    from service.bench.data import UnlabeledRow
+    from libra_eval.data import UnlabeledRow
 
     rows = [UnlabeledRow("q1", "Q1", ("a", "b"), None), UnlabeledRow("q2", "Q2", ("c", "d"), None),
             UnlabeledRow("q3", "Q3", ("e",), None)]

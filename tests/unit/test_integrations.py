@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from service.api.compat import question_from_prompt, split_query, strip_trailing_special
-from service.client import AsyncLibraClient, RequestRejected
+from libra_client import AsyncLibraClient, RequestRejected
+from service.api.chat import question_from_prompt, split_query, strip_trailing_special
 
 CHATML = ("<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nWhat is 347 + 58?<|im_end|>\n"
           "<|im_start|>assistant\n")
@@ -87,7 +87,7 @@ async def test_429_waits_for_retry_after_then_succeeds(monkeypatch):
     async def fake_sleep(s):
         slept.append(s)
 
-    monkeypatch.setattr("service.client.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("libra_client.client.asyncio.sleep", fake_sleep)
     mock, calls = transport({"a": [httpx.Response(429, headers={"Retry-After": "7"}, json={"error": {}}),
                                    httpx.Response(503, headers={"Retry-After": "2"}, json={"error": {}}),
                                    echo_scores]})
@@ -101,7 +101,7 @@ async def test_a_dead_replica_is_skipped_and_no_item_is_lost(monkeypatch):
     async def no_sleep(_s):
         return None
 
-    monkeypatch.setattr("service.client.asyncio.sleep", no_sleep)
+    monkeypatch.setattr("libra_client.client.asyncio.sleep", no_sleep)
     mock, calls = transport({"a": [httpx.ConnectError("refused")], "b": [echo_scores]})
     items = [{"id": str(i), "question": "q", "response": "right"} for i in range(20)]
     async with AsyncLibraClient(["http://a", "http://b"], chunk_size=4, transport=mock) as client:
@@ -114,7 +114,7 @@ async def test_every_item_gets_a_typed_error_when_all_retries_fail(monkeypatch):
     async def no_sleep(_s):
         return None
 
-    monkeypatch.setattr("service.client.asyncio.sleep", no_sleep)
+    monkeypatch.setattr("libra_client.client.asyncio.sleep", no_sleep)
     mock, _ = transport({"a": [httpx.ConnectError("refused")]})
     async with AsyncLibraClient("http://a", transport=mock, max_retries=2) as client:
         results = await client.score([{"id": "x", "question": "q", "response": "r"}] * 3)

@@ -11,14 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.api.admission import Admission
 from service.engine.fake import FakeEngine
 from service.metrics import metric_sum
-from tests.unit.test_api import make_client, perfect_nano_judge
+from tests.helpers import make_client, perfect_nano_judge
 
 ITEM = {"question": "What is 347 + 58?", "response": "347 + 58 = 405."}
-
-
-@pytest.fixture
-def engine(nano_tokenizer):
-    return FakeEngine(nano_tokenizer, perfect_nano_judge, model_name="fake-nano", max_model_len=1024)
 
 
 def judging(engine) -> set[str]:
@@ -93,13 +88,13 @@ def test_limits_endpoint_reports_settings(engine):
 
 def test_over_budget_is_429_with_retry_after(engine):
     with make_client(engine, admission_budget=10) as client:
-        client.app.state.admission.pending = 8  # another client's work in progress
+        client.app.state.serving.admission.pending = 8  # another client's work in progress
         resp = client.post("/score", json={"items": [ITEM] * 3})
         assert resp.status_code == 429 and resp.json()["error"]["code"] == "rate_limited"
         assert 1 <= int(resp.headers["retry-after"]) <= 60
         assert client.post("/score", json={"items": [ITEM] * 2}).status_code == 200
         assert metric(client, "libra_rejections_total", {"reason": "rate_limited"}) == 1
-        client.app.state.admission.pending = 0
+        client.app.state.serving.admission.pending = 0
 
 
 def test_retry_after_follows_the_drain_rate():
@@ -139,11 +134,11 @@ def test_request_id_is_echoed_or_made(engine):
 def test_readiness_and_draining(engine):
     with make_client(engine) as client:
         assert client.get("/ready").json()["status"] == "ready"
-        client.app.state.lifecycle.draining = True
+        client.app.state.serving.lifecycle.draining = True
         assert client.get("/ready").status_code == 503
         resp = client.post("/score", json={"items": [ITEM]})
         assert resp.status_code == 503 and resp.headers["retry-after"]
-        client.app.state.lifecycle.draining = False
+        client.app.state.serving.lifecycle.draining = False
         engine.dead = True
         assert client.get("/ready").status_code == 503
 
@@ -182,7 +177,7 @@ def test_metrics_count_what_was_scored(engine):
 
 async def test_client_disconnect_cancels_engine_work(nano_tokenizer):
     """ASGI-level: a disconnect message while scoring cancels the engine request (real HTTP: integration)."""
-    from tests.unit.test_api import build_app_for
+    from tests.helpers import build_app_for
 
     engine = FakeEngine(nano_tokenizer, perfect_nano_judge, max_model_len=1024, delay_s=5)
     app = build_app_for(engine)

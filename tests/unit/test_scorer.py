@@ -13,7 +13,7 @@ from service.judge.prepare import TRUNCATION_MARK
 from service.judge.profiles import load_profile
 from service.judge.scorer import Scorer
 from service.judge.types import ItemStatus, JudgeOptions, ScoreItem
-from tests.unit.test_api import perfect_nano_judge
+from tests.helpers import perfect_nano_judge
 
 NANO = load_profile("nano")
 ITEMS = [

@@ -12,7 +12,7 @@ from service.judge.profiles import load_profile
 from service.judge.scorer import Scorer
 from service.judge.types import ItemStatus, JudgeOptions, ScoreItem
 from service.judge.verifier import VerifyPool, check_answer
-from tests.unit.test_api import make_client, perfect_nano_judge
+from tests.helpers import HANGING_CHECK, make_client, perfect_nano_judge
 
 CASES = [
     # (id, reference, response, expected)
@@ -44,7 +44,7 @@ def test_math_verify_equivalences(case):
 
 @pytest.fixture(scope="module")
 def hang_pool():
-    pool = VerifyPool(workers=2, item_timeout_s=1.0, check_path="tests.unit.verify_hang:check")
+    pool = VerifyPool(workers=2, item_timeout_s=1.0, check_path=HANGING_CHECK)
     yield pool
     pool.close()
 
@@ -116,7 +116,7 @@ async def test_verify_and_both_modes(nano_tokenizer):
 
 def test_modes_over_http_and_a_hang_does_not_stall_other_requests(nano_tokenizer):
     engine = FakeEngine(nano_tokenizer, perfect_nano_judge, max_model_len=1024)
-    with make_client(engine, verify_timeout_s=1.0, verify_check="tests.unit.verify_hang:check") as client:
+    with make_client(engine, verify_timeout_s=1.0, verify_check=HANGING_CHECK) as client:
         body = {"mode": "verify", "items": [{"question": "q", "response": "The answer is 3.", "reference": "3"}]}
         [r] = client.post("/score", json=body).json()["results"]
         assert (r["status"], r["source"], r["reward"], r["verify"]["status"]) == ("ok", "verify", 1.0, "correct")

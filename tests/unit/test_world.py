@@ -2,8 +2,8 @@
 
 import random
 
+from nano import heldout, world
 from service.judge.verdict import parse_verdict
-from service.nano import heldout, world
 
 PATTERN = r"\\boxed\{\s*(correct|incorrect)\s*\}"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from service.integrations import async_client, sync_client
+from libra_client.env import async_client, sync_client
 
 
 def _item(solution_str: str, ground_truth: Any, extra_info: dict | None) -> dict:

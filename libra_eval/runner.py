@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from service.client import AsyncLibraClient, ItemResult
+from libra_client import AsyncLibraClient, ScoredItem
 
 
 class RunError(RuntimeError):
@@ -120,7 +120,7 @@ class RunStats:
         return self.scored / self.seconds if self.seconds > 0 and self.scored else None
 
 
-ToRecord = Callable[[Job, ItemResult], dict[str, Any]]
+ToRecord = Callable[[Job, ScoredItem], dict[str, Any]]
 
 
 async def score_jobs(client: AsyncLibraClient, jobs: list[Job], options: dict[str, Any], log: ResultLog,
@@ -136,7 +136,7 @@ async def score_jobs(client: AsyncLibraClient, jobs: list[Job], options: dict[st
                dynamic_ncols=True, smoothing=0.1)
     t0 = time.perf_counter()
 
-    async def one(chunk: list[Job]) -> tuple[list[Job], list[ItemResult]]:
+    async def one(chunk: list[Job]) -> tuple[list[Job], list[ScoredItem]]:
         return chunk, await client.score([j.item for j in chunk], **options)
 
     try:
@@ -191,7 +191,7 @@ def service(url: str, api_key: str | None, serve: bool, serve_args: str, out: Pa
     if not serve:
         yield Target(url.rstrip("/"), api_key)
         return
-    from service.server_process import ServerProcess
+    from libra_eval.server_process import ServerProcess
 
     log = out / "serve.log"
     print(f"starting libra-serve {serve_args} (log: {log}) ...", flush=True)

@@ -1,7 +1,8 @@
 """Run ``libra-serve`` as a child process on a free port and wait until it serves.
 
-Used by the integration tests (the real server, the real engine, plain HTTP) and by the nano judge's
-evaluation command, so both exercise exactly what a user runs.
+Used by ``libra-serve bench/label/traces --serve``, the integration tests (the real server, the real
+engine, plain HTTP), the benchmarks and the nano judge's evaluation, so all exercise exactly what a
+user runs.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ class ServerProcess:
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen | None = None
         self._log = None
+
+    def url_for(self, *parts: str) -> str:
+        """``url_for("slime", "reward")`` -> ``http://127.0.0.1:PORT/slime/reward``."""
+        return "/".join([self.url, *(p.strip("/") for p in parts)])
+
+    def client(self, **kwargs) -> httpx.Client:
+        """An httpx client with this server as its base URL."""
+        return httpx.Client(base_url=self.url, **kwargs)
+
+    def async_client(self, **kwargs) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, **kwargs)
 
     def __enter__(self) -> ServerProcess:
         cmd = [*self.program, "--host", "127.0.0.1", "--port", str(self.port), *self.args]

@@ -17,8 +17,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from service.bench.data import UnlabeledRow, load_unlabeled
-from service.bench.runner import (
+from libra_client import ScoredItem
+from libra_eval.data import UnlabeledRow, load_unlabeled
+from libra_eval.runner import (
     Job,
     judge_info,
     prepare_run_dir,
@@ -27,10 +28,9 @@ from service.bench.runner import (
     run_manifest,
     service,
 )
-from service.client import ItemResult
 
 
-def record(job: Job, r: ItemResult) -> dict[str, Any]:
+def record(job: Job, r: ScoredItem) -> dict[str, Any]:
     return {"key": job.key, **job.meta, "reward": r.reward, "status": r.status, "verdict": r.verdict,
             "agreement": r.raw.get("agreement"), "votes": r.raw.get("votes"), "message": r.raw.get("message")}
 

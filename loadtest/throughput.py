@@ -1,6 +1,6 @@
 """Side-by-side benchmark: the same model, items and sampling through three stacks, in one run.
 
-    python loadtest/bench.py [--items 512] [--model PATH --judge NAME] [--engine-args "..."] [--out FILE.json]
+    python loadtest/throughput.py [--items 512] [--model PATH --judge NAME] [--engine-args "..."] [--out FILE.json]
 
 - (a) ``raw``: vLLM ``AsyncLLM`` in this process, fed the exact prompt token ids the service renders,
   every item submitted at once: the ceiling.
@@ -41,10 +41,10 @@ sys.path.insert(0, str(ROOT / "loadtest"))
 
 from workloads import rl_items, unique_items  # noqa: E402
 
+from libra_eval.server_process import ServerProcess  # noqa: E402
 from service.config import NANO_JUDGE_PATH  # noqa: E402
 from service.judge.profiles import load_profile  # noqa: E402
 from service.judge.prompts import PromptRenderer  # noqa: E402
-from service.server_process import ServerProcess  # noqa: E402
 
 CHUNK = 128
 CLIENT_CONCURRENCY = 64
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         r.pop("verdicts")
     result = {"machine": machine(), "model": name, "judge": args.judge, "items_per_workload": args.items,
               "max_tokens": max_tokens, "rows": rows, "ratios": rat, "verdicts_same_as_raw": agreement,
-              "command": "python loadtest/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+              "command": "python loadtest/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -1,4 +1,4 @@
-"""Write the nano judge's held-out set: ``python -m service.nano.heldout`` -> service/nano/heldout.jsonl.
+"""Write the nano judge's held-out set: ``python -m nano.heldout`` -> nano/heldout.jsonl.
 
 1,000 items from the evaluation split (problems never trained on), half correct. The file is shipped;
 this script documents and reproduces it.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from service.nano import world
+from nano import world
 
 HELDOUT_PATH = Path(__file__).resolve().parent / "heldout.jsonl"
 

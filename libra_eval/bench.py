@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.bench import report
-from service.bench.data import load_bench
-from service.bench.metrics import bench_metrics, prediction
-from service.bench.runner import (
+from libra_client import ScoredItem
+from libra_eval import report
+from libra_eval.accuracy import bench_metrics, prediction
+from libra_eval.data import load_bench
+from libra_eval.runner import (
     Job,
     judge_info,
     prepare_run_dir,
@@ -19,10 +20,9 @@ from service.bench.runner import (
     run_manifest,
     service,
 )
-from service.client import ItemResult
 
 
-def record(job: Job, r: ItemResult, threshold: float) -> dict[str, Any]:
+def record(job: Job, r: ScoredItem, threshold: float) -> dict[str, Any]:
     raw = r.raw
     pred = prediction(r.reward, threshold)
     return {"key": job.key, **job.meta, "reward": r.reward, "prediction": pred, "right": pred == job.meta["label"],

@@ -1,6 +1,6 @@
 """Train the bundled nano judge from scratch on the small world's synthetic judging data.
 
-    python -m service.nano.train --out service/models/nano-judge
+    python -m nano.train --out service/models/nano-judge
 
 Seeded and deterministic on a given machine; about 40 minutes on 2 CPU cores with the defaults. The
 prompt is rendered by the service's own PromptRenderer with the ``nano`` judge profile, so the model is
@@ -18,30 +18,13 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import Qwen2ForCausalLM
 
+from nano import world
+from nano.random_model import nano_config
+from nano.tokenizer import build_tokenizer
 from service.judge.profiles import load_profile
 from service.judge.prompts import PromptRenderer
-from service.nano import world
-from service.nano.tokenizer import VOCAB_SIZE, build_tokenizer
-
-
-def model_config(tokenizer, hidden: int, layers: int) -> Qwen2Config:
-    return Qwen2Config(
-        vocab_size=VOCAB_SIZE,
-        hidden_size=hidden,
-        intermediate_size=hidden * 4,
-        num_hidden_layers=layers,
-        num_attention_heads=hidden // 32,
-        num_key_value_heads=hidden // 32,
-        max_position_embeddings=1024,
-        rope_theta=10000.0,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-        torch_dtype="float32",
-    )
 
 
 class Batcher:
@@ -114,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = build_tokenizer()
     profile = load_profile("nano")
     renderer = PromptRenderer(tokenizer, profile.messages)
-    model = Qwen2ForCausalLM(model_config(tokenizer, args.hidden, args.layers))
+    model = Qwen2ForCausalLM(nano_config(tokenizer, args.hidden, args.layers))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"params: {n_params / 1e6:.2f}M", flush=True)
 

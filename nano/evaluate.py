@@ -1,7 +1,7 @@
 """Accuracy of a judge on the nano held-out set, scored through the HTTP service.
 
-    python -m service.nano.evaluate                 # starts libra-serve with the nano judge, then scores
-    python -m service.nano.evaluate --url URL       # scores against a running service
+    python -m nano.evaluate                 # starts libra-serve with the nano judge, then scores
+    python -m nano.evaluate --url URL       # scores against a running service
 
 Greedy decoding (the nano profile's default). Prints accuracy, the status mix and items/s.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
-from service.nano.heldout import HELDOUT_PATH, load
-from service.server_process import ServerProcess
+from libra_eval.server_process import ServerProcess
+from nano.heldout import HELDOUT_PATH, load
 
 
 async def score_all(url: str, rows: list[dict], batch: int, concurrency: int) -> list[dict]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from service.client import AsyncLibraClient, LibraClient
+from libra_client.client import AsyncLibraClient, LibraClient
 
 
 def client_settings() -> tuple[list[str], dict[str, Any], dict[str, Any]]:

@@ -1,6 +1,6 @@
 """Fixtures in the formats of ``libra-serve bench`` / ``traces`` (Libra Bench rows) and ``label``
 (unlabeled question/responses rows), drawn from the nano judge's world so the bundled judge can judge
-them: ``python -m service.nano.fixtures`` rewrites both files (seeded, reproducible).
+them: ``python -m nano.fixtures`` rewrites both files (seeded, reproducible).
 
 ``libra_bench_nano.jsonl`` has Libra Bench's fields and shape: several subsets of different sizes, each
 half correct and half incorrect, and several generator models with different styles. The subsets:
@@ -21,7 +21,7 @@ import json
 import random
 from pathlib import Path
 
-from service.nano import world
+from nano import world
 
 HERE = Path(__file__).resolve().parent
 BENCH_PATH = HERE / "libra_bench_nano.jsonl"

@@ -1,14 +1,18 @@
-"""Build a random-weight judge model of a realistic architecture, for GPU benchmarks where no weights
-can be downloaded (the lent GPU machines reach no model hub).
+"""Random-weight and nano-sized Qwen models, built in one place.
 
-    python loadtest/random_model.py --preset qwen3-8b --out /tmp/qwen3-8b-random     # ~16 GB, bf16
-    python loadtest/bench.py --model /tmp/qwen3-8b-random --judge libra --max-tokens 512 \\
+- ``nano_config``: the Qwen2 shape of the nano judge (training, ``nano/train.py``) and of the tests'
+  random judge (``save_nano_random``: a judge that never gives a verdict on its own, for forced verdicts).
+- ``build``: a random model of a realistic architecture, for GPU benchmarks where no weights can be
+  downloaded (the lent GPU machines reach no model hub):
+
+    python -m nano.random_model --preset qwen3-8b --out /tmp/qwen3-8b-random     # ~16 GB, bf16
+    python loadtest/throughput.py --model /tmp/qwen3-8b-random --judge libra --max-tokens 512 \\
         --engine-args "--max-model-len 4096 --max-num-seqs 256" --items 2048
 
 The tokenizer is the nano judge's byte-level one (ChatML template, ``<think>`` tokens) widened to the
 architecture's vocabulary with filler tokens, so every id the random model samples decodes. A random
 model almost never emits its end token, so every judgment runs to the output cap: fixed output lengths
-(``bench.py --max-tokens``), which is what a throughput comparison wants. Speed, not verdicts, is what
+(``throughput.py --max-tokens``), which is what a throughput comparison wants. Speed, not verdicts, is what
 such a model measures.
 """
 
@@ -18,9 +22,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 PRESETS = {
     # Qwen3-8B / Qwen3-32B shapes (hidden, intermediate, layers, heads, kv heads, head dim, vocab).
@@ -34,12 +35,49 @@ PRESETS = {
 }
 
 
+def nano_config(tokenizer, hidden: int, layers: int, intermediate: int | None = None, max_position: int = 1024):
+    """A Qwen2 config over the nano tokenizer's vocabulary (one head per 32 dimensions, tied embeddings)."""
+    from transformers import Qwen2Config
+
+    from nano.tokenizer import VOCAB_SIZE
+
+    return Qwen2Config(
+        vocab_size=VOCAB_SIZE,
+        hidden_size=hidden,
+        intermediate_size=intermediate or hidden * 4,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 32,
+        num_key_value_heads=hidden // 32,
+        max_position_embeddings=max_position,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        torch_dtype="float32",
+    )
+
+
+def save_nano_random(out: Path, hidden: int = 64, layers: int = 2, intermediate: int = 128, seed: int = 0) -> Path:
+    """A seeded random-weight model with the nano tokenizer, saved as a checkpoint vLLM loads (fp32)."""
+    import torch
+    from transformers import Qwen2ForCausalLM
+
+    from nano.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    Qwen2ForCausalLM(nano_config(tokenizer, hidden, layers, intermediate)).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 def save_widened_tokenizer(out: Path, vocab_size: int) -> int:
     """Save the nano tokenizer to ``out`` with filler tokens ``t<N>`` added to its BPE vocabulary (ids
     after its own tokens) up to ``vocab_size``; its control tokens keep their ids. Returns the end-of-turn id."""
     from tokenizers import Tokenizer
 
-    from service.nano.tokenizer import build_tokenizer
+    from nano.tokenizer import build_tokenizer
 
     nano = build_tokenizer()
     nano.save_pretrained(out)  # tokenizer_config.json (chat template, control tokens) as the nano judge has it

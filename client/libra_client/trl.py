@@ -1,6 +1,6 @@
 """TRL ``GRPOTrainer`` reward function backed by Libra Serve.
 
-    from service.integrations.trl import libra_reward
+    from libra_client.trl import libra_reward
     trainer = GRPOTrainer(..., reward_funcs=[libra_reward])
 
 TRL calls it with ``prompts`` and ``completions`` (strings, or chat message lists for
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.integrations import async_client
+from libra_client.env import async_client
 
 REFERENCE_COLUMNS = ("reference", "answer", "solution", "ground_truth")
 

@@ -15,8 +15,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from service.bench.data import load_bench
-from service.bench.runner import (
+from libra_client import ScoredItem
+from libra_eval.data import load_bench
+from libra_eval.runner import (
     Job,
     RunError,
     judge_info,
@@ -26,7 +27,6 @@ from service.bench.runner import (
     run_manifest,
     service,
 )
-from service.client import ItemResult
 
 
 def kept_samples(outputs: list[dict], label: int, labels: dict[str, float], threshold: float,
@@ -63,7 +63,7 @@ def run(args: Any) -> int:
         jobs = [Job(r.key, r.item(with_reference), {"index": r.index, "subset": r.subset, "label": r.label})
                 for r in rows]
 
-        def record(job: Job, r: ItemResult) -> dict[str, Any]:
+        def record(job: Job, r: ScoredItem) -> dict[str, Any]:
             outputs = r.raw.get("outputs") or []
             kept = kept_samples(outputs, job.meta["label"], labels, args.threshold, args.keep_forced)
             forced = sum(o["status"] == "forced" for o in outputs)

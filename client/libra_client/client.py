@@ -27,7 +27,7 @@ RETRY_STATUSES = (429, 502, 503, 504)
 
 
 @dataclass
-class ItemResult:
+class ScoredItem:
     """One item's outcome. ``status`` is the server's item status, or ``client_error`` when the
     client could not get a result after every retry (``error`` says why)."""
 
@@ -87,7 +87,7 @@ class AsyncLibraClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def score(self, items: Sequence[dict[str, Any]], **options: Any) -> list[ItemResult]:
+    async def score(self, items: Sequence[dict[str, Any]], **options: Any) -> list[ScoredItem]:
         """Score ``items`` (dicts with question, response, optional reference and id); request options
         (judge, samples, mode, timeout_s, ...) pass through. One result per item, in order."""
         chunks = [(start, list(items[start:start + self.chunk_size]))
@@ -95,16 +95,16 @@ class AsyncLibraClient:
         parts = await asyncio.gather(*(self._score_chunk(start, chunk, options) for start, chunk in chunks))
         return [r for part in parts for r in part]
 
-    async def _score_chunk(self, start: int, chunk: list[dict], options: dict) -> list[ItemResult]:
+    async def _score_chunk(self, start: int, chunk: list[dict], options: dict) -> list[ScoredItem]:
         async with self._sem:
             try:
                 body = await self._post("/score", {"items": chunk, **options})
             except RequestRejected:
                 raise
             except Exception as exc:  # every retry failed: each item gets a typed error, none is lost
-                return [ItemResult(start + i, item.get("id"), "client_error", error=str(exc))
+                return [ScoredItem(start + i, item.get("id"), "client_error", error=str(exc))
                         for i, item in enumerate(chunk)]
-        return [ItemResult(start + i, r.get("id"), r["status"], r.get("reward"), r.get("verdict"), raw=r)
+        return [ScoredItem(start + i, r.get("id"), r["status"], r.get("reward"), r.get("verdict"), raw=r)
                 for i, r in enumerate(body["results"])]
 
     def _pick(self) -> _Replica:
@@ -163,8 +163,8 @@ class LibraClient:
     def __init__(self, base_urls: str | Sequence[str] = "http://127.0.0.1:8000", **kwargs: Any):
         self._args, self._kwargs = base_urls, kwargs
 
-    def score(self, items: Sequence[dict[str, Any]], **options: Any) -> list[ItemResult]:
-        async def run() -> list[ItemResult]:
+    def score(self, items: Sequence[dict[str, Any]], **options: Any) -> list[ScoredItem]:
+        async def run() -> list[ScoredItem]:
             async with AsyncLibraClient(self._args, **self._kwargs) as client:
                 return await client.score(items, **options)
 

@@ -7,9 +7,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from service.bench.data import BENCH_FIELDS, DataError
-from service.bench.runner import RunError
-from service.client import RequestRejected
+from libra_client import RequestRejected
+from libra_eval.data import BENCH_FIELDS, DataError
+from libra_eval.runner import RunError
 
 USAGE = {
     "bench": "Assess a judge on Libra Bench (or any JSONL in its format) through the service.",
@@ -68,7 +68,7 @@ def main(command: str, argv: Sequence[str]) -> None:
     ap = parser(command)
     args = ap.parse_args(list(argv))
     if command == "bench" and args.compare:
-        from service.bench.bench import run_compare
+        from libra_eval.bench import run_compare
 
         sys.exit(run_compare(*args.compare, args.out))
     if command == "bench" and (not args.data or not args.out):
@@ -79,7 +79,7 @@ def main(command: str, argv: Sequence[str]) -> None:
         ap.error("--pairs-per-question must be at least 0")
     if args.chunk_size < 1 or args.concurrency < 1:
         ap.error("--chunk-size and --concurrency must be at least 1")
-    from service.bench import bench, label, traces
+    from libra_eval import bench, label, traces
 
     run = {"bench": bench.run, "label": label.run, "traces": traces.run}[command]
     try:

@@ -1,0 +1,46 @@
+"""slime's remote reward model: ``--rm-url http://HOST:8000/slime/reward`` (or ``/slime/reward/value``).
+
+One sample per request, as slime's ``remote_rm`` sends it. An item the judge could not score gets
+``failure_reward`` (``LIBRA_FAILURE_REWARD``) and ``failed: true`` in the dict form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from service.api.chat import question_from_messages, question_from_prompt, strip_trailing_special
+from service.api.dependencies import JSON_BODY
+from service.api.protocol import ERROR_RESPONSES, SlimeRequest
+from service.api.serving import serving, with_cancellation
+from service.judge.types import ScoreItem
+
+router = APIRouter(prefix="/slime", dependencies=[JSON_BODY])
+
+
+async def _judge_one(body: SlimeRequest, request: Request, judge: str | None):
+    service = serving(request)
+    question = (question_from_messages(body.prompt) if isinstance(body.prompt, list)
+                else question_from_prompt(body.prompt))
+    item = ScoreItem(question=question, response=strip_trailing_special(body.response), reference=body.label)
+    [result] = await service.score(request, [item], *service.default_options(judge))
+    return result, service.reward_or_failure(result)
+
+
+@router.post("/reward", summary="slime --rm-url: a dict with the reward under 'reward'", responses=ERROR_RESPONSES)
+@with_cancellation
+async def reward(body: SlimeRequest, request: Request, judge: str | None = Query(None),
+                 value_only: bool = Query(False, description="Reply with the bare number")) -> Any:
+    result, value = await _judge_one(body, request, judge)
+    if value_only:
+        return value
+    j = result.judgment
+    return {"reward": value, "status": j.status.value, "verdict": j.verdict, "failed": j.reward is None,
+            "message": j.message}
+
+
+@router.post("/reward/value", summary="slime --rm-url: the reward as a bare number", responses=ERROR_RESPONSES)
+@with_cancellation
+async def reward_value(body: SlimeRequest, request: Request, judge: str | None = Query(None)) -> float:
+    return (await _judge_one(body, request, judge))[1]

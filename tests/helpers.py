@@ -1,0 +1,48 @@
+"""Helpers the tests share (fixtures live in the conftest.py files; no test module imports another)."""
+
+from __future__ import annotations
+
+import re
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi.testclient import TestClient
+
+from nano import world
+from service.app import build_app
+from service.config import Settings
+from service.judge.verifier import DEFAULT_CHECK
+from service.metrics import metric_sum
+
+HANGING_CHECK = "tests.verify_hang:check"  # a verify check that hangs on the reference "HANG"
+
+
+def perfect_nano_judge(prompt: str, _sample: int) -> str:
+    """Reads the question and response from the rendered nano prompt and answers as the nano judge should
+    (a FakeEngine reply function)."""
+    q = re.search(r"Question: .*?(\d+) ([+-]) (\d+)", prompt)
+    r = re.search(r"Response: (.*)<\|im_end\|>", prompt, re.S)
+    if not (q and r):  # a group's shared prefix being primed: any reply will do
+        return ""
+    a, op, b = int(q.group(1)), q.group(2), int(q.group(3))
+    answer = int(re.findall(r"\d+", r.group(1))[-1])
+    return world.judge_output(world.Item(a, op, b, answer, "", ""))
+
+
+def build_app_for(engine, verify_check: str = DEFAULT_CHECK, **settings):
+    """The real app on ``engine`` (a FakeEngine), with the nano profile as default."""
+
+    @asynccontextmanager
+    async def open_engine():
+        yield engine
+
+    return build_app(Settings(**settings), open_engine, "nano", verify_check=verify_check)
+
+
+def make_client(engine, verify_check: str = DEFAULT_CHECK, **settings) -> TestClient:
+    return TestClient(build_app_for(engine, verify_check, **settings))
+
+
+def scrape(server, name: str, labels: dict | None = None) -> float:
+    """Sum of the samples of metric ``name`` (with matching labels) on a running server's /metrics."""
+    return metric_sum(httpx.get(server.url_for("metrics")).text, name, labels)
