@@ -66,7 +66,7 @@ def test_slime_failure_maps_to_failure_reward(live_server):
 
 
 def test_verl_and_trl_adapters(live_server, monkeypatch):
-    from libra_client.env import trl, verl
+    from libra_client import trl, verl
 
     monkeypatch.setenv("LIBRA_URL", live_server.url)
     assert verl.compute_score("nano", "347 + 58 = 405.", "405", {"question": "What is 347 + 58?"}) == 1.0
