@@ -1,25 +1,26 @@
-"""Random-weight and nano-sized Qwen models, built in one place.
+"""Every random-weight model of the project, built in one place.
 
 - ``nano_config``: the Qwen2 shape of the nano judge (training, ``nano/train.py``) and of the tests'
-  random judge (``save_nano_random``: a judge that never gives a verdict on its own, for forced verdicts).
-- ``build``: a random model of a realistic architecture, for GPU benchmarks where no weights can be
-  downloaded (the lent GPU machines reach no model hub):
+  random judge (``save_nano_random``: nano tokenizer, a judge that never gives a verdict on its own).
+- ``build``: a seeded random Qwen3 model with Qwen's real vocabulary and our Qwen3-style chat template
+  (``nano/qwen.py``), so prompt and output token counts are those of a production judge:
+  ``--preset tiny`` is the test suite's Qwen-vocabulary world (2 layers, hidden 64, fp32, ~40 MB, loads
+  in vLLM on a CPU); ``qwen3-8b`` / ``qwen3-32b`` are full-size shapes for the GPU recipe, where no
+  weights can be downloaded (the lent GPU machines reach no model hub).
 
-    python -m nano.random_model --preset qwen3-8b --out /tmp/qwen3-8b-random     # ~16 GB, bf16
+    python -m nano.random_model --preset tiny --out /tmp/qwen-tiny                    # ~3 s
+    python -m nano.random_model --preset qwen3-8b --out /tmp/qwen3-8b-random          # ~16 GB, bf16
     python loadtest/throughput.py --model /tmp/qwen3-8b-random --judge libra --max-tokens 512 \\
         --engine-args "--max-model-len 4096 --max-num-seqs 256" --items 2048
 
-The tokenizer is the nano judge's byte-level one (ChatML template, ``<think>`` tokens) widened to the
-architecture's vocabulary with filler tokens, so every id the random model samples decodes. A random
-model almost never emits its end token, so every judgment runs to the output cap: fixed output lengths
-(``throughput.py --max-tokens``), which is what a throughput comparison wants. Speed, not verdicts, is what
-such a model measures.
+A random model almost never emits its end token, so every judgment runs to its output cap: fixed
+output lengths (``throughput.py --max-tokens``), which is what a throughput comparison wants. Speed,
+not verdicts, is what such a model measures.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -29,10 +30,11 @@ PRESETS = {
                      num_key_value_heads=8, head_dim=128, vocab_size=151936, tie_word_embeddings=False),
     "qwen3-32b": dict(hidden_size=5120, intermediate_size=25600, num_hidden_layers=64, num_attention_heads=64,
                       num_key_value_heads=8, head_dim=128, vocab_size=151936, tie_word_embeddings=False),
-    # For checking the recipe on a CPU in seconds.
+    # The tests' Qwen-vocabulary world, and checking the recipe on a CPU in seconds.
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                 num_key_value_heads=1, head_dim=32, vocab_size=4096, tie_word_embeddings=True),
+                 num_key_value_heads=1, head_dim=32, vocab_size=151936, tie_word_embeddings=True),
 }
+DTYPES = {"tiny": "float32"}  # a CPU runs the tiny model in fp32; the full-size shapes are bf16
 
 
 def nano_config(tokenizer, hidden: int, layers: int, intermediate: int | None = None, max_position: int = 1024):
@@ -72,42 +74,30 @@ def save_nano_random(out: Path, hidden: int = 64, layers: int = 2, intermediate:
     return out
 
 
-def save_widened_tokenizer(out: Path, vocab_size: int) -> int:
-    """Save the nano tokenizer to ``out`` with filler tokens ``t<N>`` added to its BPE vocabulary (ids
-    after its own tokens) up to ``vocab_size``; its control tokens keep their ids. Returns the end-of-turn id."""
-    from tokenizers import Tokenizer
-
-    from nano.tokenizer import build_tokenizer
-
-    nano = build_tokenizer()
-    nano.save_pretrained(out)  # tokenizer_config.json (chat template, control tokens) as the nano judge has it
-    spec = json.loads(nano.backend_tokenizer.to_str())
-    vocab = spec["model"]["vocab"]
-    for token in spec["added_tokens"]:  # ids must be contiguous, or the library renumbers the control tokens
-        vocab[token["content"]] = token["id"]
-    first = max(vocab.values()) + 1
-    for k, token_id in enumerate(range(first, vocab_size)):
-        vocab[f"t{k}"] = token_id
-    Tokenizer.from_str(json.dumps(spec)).save(str(out / "tokenizer.json"))
-    return nano.convert_tokens_to_ids("<|im_end|>")
-
-
-def build(preset: str, out: Path, max_position: int) -> None:
+def build(preset: str, out: Path, max_position: int = 40960, seed: int = 0) -> Path:
+    """Write Qwen's tokenizer (nano/qwen.py) and a seeded random Qwen3 model of ``preset`` to ``out``."""
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
+    from nano.qwen import build_tokenizer
+
     shape = PRESETS[preset]
+    dtype = DTYPES.get(preset, "bfloat16")
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    eos = save_widened_tokenizer(out, shape["vocab_size"])
-    config = Qwen3Config(**shape, max_position_embeddings=max_position, eos_token_id=eos, rope_theta=1_000_000.0,
-                         torch_dtype="bfloat16")
+    tokenizer = build_tokenizer()
+    tokenizer.save_pretrained(out)
+    config = Qwen3Config(**shape, max_position_embeddings=max_position, rope_theta=1_000_000.0, torch_dtype=dtype,
+                         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+                         pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     with torch.device(device):
-        model = Qwen3ForCausalLM(config).to(torch.bfloat16)
+        model = Qwen3ForCausalLM(config).to(getattr(torch, dtype))
     model.save_pretrained(out, safe_serialization=True)
     params = sum(p.numel() for p in model.parameters())
-    print(f"wrote {out}: {preset}, {params / 1e9:.2f}B parameters, vocab {shape['vocab_size']}")
+    print(f"wrote {out}: {preset}, {params / 1e9:.3f}B parameters, vocab {shape['vocab_size']}, {dtype}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

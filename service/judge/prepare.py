@@ -1,7 +1,8 @@
 """Preparation: from items to prompt token ids, before any engine work.
 
-    clamp the output budgets to the context -> encode every distinct text once -> render each item
-    (token-safe) -> truncate an over-long response or decide ``too_long`` / ``invalid`` -> judgment key
+    clamp the output budgets to the context -> render each item (its field spans encoded in one
+    batch, token-safe) -> cut an over-long response as text and re-render, or decide ``too_long`` /
+    ``invalid`` -> judgment key
 
 A ``Preparer`` belongs to one engine (its tokenizer and context length) and caches what depends only
 on a profile: the rendered template and the tokens a forced verdict appends.
@@ -104,58 +105,88 @@ class Preparer:
 
     # -- items -----------------------------------------------------------------------------------
 
-    async def encode_texts(self, items: list[ScoreItem]) -> dict[str, list[int]]:
-        """Every distinct text of the request encoded in one batch (a GRPO group's question once). A
-        large batch is encoded in a worker thread: the tokenizer releases the GIL, so the event loop
-        keeps serving other requests meanwhile."""
-        texts = list({t: None for item in items for t in (item.question, item.response, item.reference) if t})
-        if sum(map(len, texts)) < ENCODE_INLINE_CHARS:
-            ids = self.encoder.encode_batch(texts)
-        else:
-            ids = await asyncio.to_thread(self.encoder.encode_batch, texts)
-        return dict(zip(texts, ids, strict=True))
-
-    def prepare(self, index: int, item: ScoreItem, opts: JudgeOptions, need: int,
-                encoded: dict[str, list[int]] | None = None) -> Prepared:
-        """Render one item; ``need`` is the context its judgment needs beyond the prompt."""
+    async def prepare(self, items: list[ScoreItem], opts: JudgeOptions) -> list[Prepared]:
+        """Every item rendered to prompt ids (or decided without the engine: invalid, too_long). The
+        spans that hold fields are encoded in one batch over the request, each distinct string once;
+        a large batch in a worker thread (the tokenizer releases the GIL, so the event loop keeps
+        serving other requests meanwhile)."""
         p = opts.profile
-        prep = Prepared(index, item)
-        has_ref = item.reference is not None and item.reference != ""
-        if p.reference == "required" and not has_ref:
-            prep.early = Judgment(ItemStatus.invalid, message=f"judge {p.name!r} needs a reference for every item")
-            return prep
-        renderer = self.renderer(p, has_ref and p.reference != "unused")
-        ids, (start, end) = renderer.render_parts(item.question, item.response, item.reference, encoded=encoded)
+        need = self.output_room(opts)
+        preps: list[Prepared] = []
+        jobs: list[tuple[Prepared, PromptRenderer, list[str]]] = []
+        for index, item in enumerate(items):
+            prep = Prepared(index, item)
+            preps.append(prep)
+            has_ref = item.reference is not None and item.reference != ""
+            if p.reference == "required" and not has_ref:
+                prep.early = Judgment(ItemStatus.invalid, message=f"judge {p.name!r} needs a reference for every item")
+                continue
+            renderer = self.renderer(p, has_ref and p.reference != "unused")
+            jobs.append((prep, renderer, renderer.texts(item.question, item.response, item.reference)))
+        encoded = await self._encode_distinct([t for _, _, texts in jobs for t in texts])
+        for prep, renderer, texts in jobs:
+            self._finish(prep, renderer, renderer.assemble([encoded[t] for t in texts]), opts, need)
+        return preps
+
+    async def _encode_distinct(self, texts: list[str]) -> dict[str, list[int]]:
+        distinct = list(dict.fromkeys(texts))
+        if sum(map(len, distinct)) < ENCODE_INLINE_CHARS:
+            ids = self.encoder.encode_batch(distinct)
+        else:
+            ids = await asyncio.to_thread(self.encoder.encode_batch, distinct)
+        return dict(zip(distinct, ids, strict=True))
+
+    def _finish(self, prep: Prepared, renderer: PromptRenderer, ids: list[int], opts: JudgeOptions,
+                need: int) -> None:
+        """Fit the prompt to the context (or decide too_long), then set its ids and judgment key."""
+        p, item = opts.profile, prep.item
+        response = item.response
         if self.max_model_len is not None and len(ids) + need > self.max_model_len:
-            room = self.max_model_len - need - (len(ids) - (end - start))
-            mark = renderer.encode_text(TRUNCATION_MARK)
-            if p.truncate == "none" or room < len(mark) + 16:
+            fitted = None if p.truncate == "none" else self._truncated(renderer, item, len(ids), need, p.truncate)
+            if fitted is None:
                 prep.early = Judgment(ItemStatus.too_long, message=(
                     f"the prompt is {len(ids)} tokens; with {need} tokens for the judge's output it exceeds "
                     f"the model's context of {self.max_model_len} tokens"))
-                return prep
-            cut = truncate(ids[start:end], room, mark, p.truncate)
-            ids, _ = renderer.render_parts(item.question, item.response, item.reference, response_ids=cut,
-                                           encoded=encoded)
+                if opts.return_prompt:
+                    prep.prompt = renderer.fill(item.question, item.response, item.reference)
+                return
+            ids, response = fitted
             prep.truncated_input = True
-            if opts.return_prompt:
-                prep.prompt = renderer.fill(item.question, self.tokenizer.decode(cut), item.reference)
-        if opts.return_prompt and prep.prompt is None:
-            prep.prompt = renderer.fill(item.question, item.response, item.reference)
+        if opts.return_prompt:
+            prep.prompt = renderer.fill(item.question, response, item.reference)
         prep.ids = ids
         prep.key = judgment_key(p.source or p.name, self.model_name, opts.samples, opts.temperature, opts.top_p,
                                 opts.max_tokens, opts.max_thinking_tokens if opts.forcing else None, opts.seed,
                                 opts.return_reasoning, item.question, item.response,
                                 item.reference if p.reference != "unused" else None)
-        return prep
+
+    def _truncated(self, renderer: PromptRenderer, item: ScoreItem, prompt_len: int, need: int, mode: str
+                   ) -> tuple[list[int], str] | None:
+        """The prompt with the response cut (as text, at token boundaries, before the one encode) so
+        that it fits, and the cut response; None when too little of the response would remain."""
+        limit = self.max_model_len - need
+        ends = self.encoder.char_ends(item.response)
+        mark = len(self.encoder.encode(TRUNCATION_MARK))
+        over = prompt_len - limit
+        for _ in range(4):  # re-encoding at the cut can merge a token or two differently: check, shrink
+            keep = len(ends) - over - mark - 2
+            if keep < 16:
+                return None
+            response = cut_text(item.response, ends, keep, mode)
+            ids = renderer.render(item.question, response, item.reference)
+            if len(ids) <= limit:
+                return ids, response
+            over += len(ids) - limit
+        return None
 
 
-def truncate(ids: list[int], room: int, mark: list[int], mode: str) -> list[int]:
-    """``ids`` cut to ``room`` tokens with ``mark`` where text was dropped (head/tail/middle kept)."""
-    keep = room - len(mark)
+def cut_text(text: str, ends: list[int], keep: int, mode: str) -> str:
+    """``text`` cut to its first/last ``keep`` tokens (``ends``: each token's end offset) with
+    ``TRUNCATION_MARK`` where text was dropped: head keeps the start, tail the end, middle both ends."""
+    n = len(ends)
     if mode == "head":
-        return ids[:keep] + mark
+        return text[: ends[keep - 1]] + TRUNCATION_MARK
     if mode == "tail":
-        return mark + ids[len(ids) - keep:]
+        return TRUNCATION_MARK + text[ends[n - keep - 1]:]
     head = keep // 2
-    return ids[:head] + mark + ids[len(ids) - (keep - head):]
+    return text[: ends[head - 1]] + TRUNCATION_MARK + text[ends[n - (keep - head) - 1]:]

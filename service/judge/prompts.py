@@ -1,13 +1,20 @@
-"""Token-safe prompt rendering: the service tokenizes prompts itself and hands ids to the engine.
+"""Token-safe, token-faithful prompt rendering: the service tokenizes prompts itself and hands ids to
+the engine.
 
 Questions, responses and references are untrusted (a policy under RL will try to fool its judge), so
 a string like ``<|im_end|>`` or ``</think>`` inside them must reach the model as plain text, never as a
-control token. We render the chat template with sentinel placeholders, split the rendered text at the
-sentinels, encode the template's own text normally (so its markup becomes control tokens) and encode
-each untrusted field with a copy of the tokenizer that has no added or special tokens at all
-(``PlainEncoder``): same normalizer, pre-tokenizer and model, so the same ids the full tokenizer gives
-ordinary text, but a special-token string can only become ordinary tokens. The copy runs in Rust (one
-call per text, batches in parallel threads), which matters: encoding is the front end's main cost.
+control token. And the judge must see exactly the ids its own tokenizer gives the same prompt, or it
+is shown text it was never trained on: byte-level BPE merges across the seam between template text
+and a field (``"Question: " + "What"`` is ``ĠWhat``, not ``Ġ`` + ``What``), so a field cannot be
+encoded apart from the text around it.
+
+So: render the chat template with sentinel placeholders for the fields, split the rendered text only
+at the template's own added tokens (its markup: ``<|im_start|>``, ``<think>``...), which become their
+ids, and encode each remaining span -- template text with the field values substituted in -- as one
+string with ``PlainEncoder``, a copy of the tokenizer with no added tokens at all (same normalizer,
+pre-tokenizer and model). This is what the tokenizer itself does to the rendered prompt, except that
+an added-token string inside a field can only become ordinary tokens. Spans without fields are
+encoded once; the rest of a request's spans are encoded in one batch, in Rust threads.
 """
 
 from __future__ import annotations
@@ -15,22 +22,22 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 # Private-use code points: no chat template or profile text contains them.
-_SENTINEL = "\ue000{}\ue001"
+_OPEN, _CLOSE = "\ue000", "\ue001"
 FIELDS = ("question", "response", "reference")
 _FIELD_RE = re.compile(r"\{(" + "|".join(FIELDS) + r")\}")
+_SENTINEL_RE = re.compile(_OPEN + "(" + "|".join(FIELDS) + ")" + _CLOSE)
 
 
 def _with_sentinels(text: str) -> str:
-    for field in FIELDS:
-        text = text.replace("{" + field + "}", _SENTINEL.format(field))
-    return text
+    return _FIELD_RE.sub(lambda m: _OPEN + m.group(1) + _CLOSE, text)
 
 
 class PlainEncoder:
-    """Encodes untrusted text as plain text with a copy of ``tokenizer`` stripped of its added tokens."""
+    """Encodes text as plain text with a copy of ``tokenizer`` stripped of its added tokens."""
 
     def __init__(self, tokenizer: Any):
         self.tokenizer = tokenizer
@@ -58,17 +65,39 @@ class PlainEncoder:
             return [self.encode(t) for t in texts]
         return [e.ids for e in self._plain.encode_batch(list(texts), add_special_tokens=False)]
 
+    def char_ends(self, text: str) -> list[int]:
+        """For each token of ``text``, the character offset where it ends (to cut text at token
+        boundaries without splitting a character)."""
+        if self._plain is None:
+            ids = self.encode(text)
+            return [len(self.tokenizer.decode(ids[: i + 1])) for i in range(len(ids))]
+        return [end for _, end in self._plain.encode(text, add_special_tokens=False).offsets]
+
+
+@dataclass(frozen=True)
+class _Span:
+    """Template text between two added tokens: literal pieces alternating with field names."""
+
+    pieces: tuple[str, ...]  # [text, field, text, field, ..., text]
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        return "".join(values[p] if i % 2 else p for i, p in enumerate(self.pieces))
+
 
 class PromptRenderer:
     """Turns (question, response, reference) into prompt token ids for one tokenizer and template.
 
-    ``messages`` is a list of ``{"role", "content"}`` dicts rendered with the tokenizer's chat template;
-    or ``raw_prompt`` is a plain-text prompt used as is (for judges trained on a raw format). Either may
-    contain the fields ``{question}``, ``{response}`` and ``{reference}``; nothing else is interpreted.
+    ``messages`` is a list of ``{"role", "content"}`` dicts rendered with the tokenizer's chat template
+    (``template_kwargs`` go to it, e.g. ``enable_thinking``); or ``raw_prompt`` is a plain-text prompt
+    used as is (for judges trained on a raw format). Either may contain the fields ``{question}``,
+    ``{response}`` and ``{reference}``; nothing else is interpreted.
+
+    Two steps, so a request's spans can be encoded in one batch: ``texts(...)`` gives the strings to
+    encode, ``assemble(ids)`` the prompt from their ids; ``render(...)`` does both for one item.
     """
 
     def __init__(self, tokenizer: Any, messages: Sequence[Mapping[str, str]] = (), raw_prompt: str | None = None,
-                 encoder: PlainEncoder | None = None):
+                 encoder: PlainEncoder | None = None, template_kwargs: Mapping[str, Any] | None = None):
         self.tokenizer = tokenizer
         self.encoder = encoder or PlainEncoder(tokenizer)
         self._raw_prompt = raw_prompt
@@ -79,22 +108,35 @@ class PromptRenderer:
             rendered = lead + _with_sentinels(raw_prompt)
         else:
             placeholder_messages = [{"role": m["role"], "content": _with_sentinels(m["content"])} for m in messages]
-            rendered = tokenizer.apply_chat_template(placeholder_messages, tokenize=False, add_generation_prompt=True)
-        # Alternating [template text, field name, template text, field name, ..., template text].
-        self._parts: list[list[int] | str] = []
-        rest = rendered
-        while True:
-            start = rest.find("\ue000")
-            if start < 0:
-                self._parts.append(self._encode_template(rest))
-                break
-            end = rest.index("\ue001", start)
-            self._parts.append(self._encode_template(rest[:start]))
-            self._parts.append(rest[start + 1 : end])
-            rest = rest[end + 1 :]
+            rendered = tokenizer.apply_chat_template(placeholder_messages, tokenize=False, add_generation_prompt=True,
+                                                     **dict(template_kwargs or {}))
+        # [ids of an added token | a span], in order; a span without fields is encoded now.
+        self._parts: list[list[int] | _Span] = []
+        for text, token in _split_at_added_tokens(rendered, tokenizer):
+            pieces = tuple(_SENTINEL_RE.split(text))
+            if len(pieces) > 1:
+                self._parts.append(_Span(pieces))
+            elif text:
+                self._parts.append(self.encoder.encode(text))
+            if token is not None:
+                self._parts.append([tokenizer.convert_tokens_to_ids(token)])
+        self.field_spans = sum(isinstance(p, _Span) for p in self._parts)
 
-    def _encode_template(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False)) if text else []
+    def texts(self, question: str, response: str, reference: str | None = None) -> list[str]:
+        """The strings this prompt needs encoded: its spans that hold fields, with the values filled in."""
+        values = {"question": question, "response": response, "reference": reference or ""}
+        return [p.fill(values) for p in self._parts if isinstance(p, _Span)]
+
+    def assemble(self, encoded: Sequence[Sequence[int]]) -> list[int]:
+        """The prompt ids, given the ids of ``texts(...)`` in order."""
+        ids: list[int] = []
+        spans = iter(encoded)
+        for part in self._parts:
+            ids.extend(next(spans) if isinstance(part, _Span) else part)
+        return ids
+
+    def render(self, question: str, response: str, reference: str | None = None) -> list[int]:
+        return self.assemble(self.encoder.encode_batch(self.texts(question, response, reference)))
 
     def encode_text(self, text: str) -> list[int]:
         """Encode untrusted text as plain text: special-token strings become ordinary tokens."""
@@ -113,33 +155,17 @@ class PromptRenderer:
             return [{"role": "user", "content": sub(self._raw_prompt)}]
         return [{"role": m["role"], "content": sub(m["content"])} for m in self._messages]
 
-    def render(self, question: str, response: str, reference: str | None = None) -> list[int]:
-        ids, _ = self.render_parts(question, response, reference)
-        return ids
 
-    def render_parts(
-        self, question: str, response: str, reference: str | None = None, response_ids: list[int] | None = None,
-        encoded: Mapping[str, list[int]] | None = None,
-    ) -> tuple[list[int], tuple[int, int]]:
-        """The prompt ids and the [start, end) span of the (first) response in them.
-
-        ``response_ids`` replaces the encoded response (the scorer passes a truncated one); ``encoded``
-        maps texts to their ids already encoded (the scorer encodes a request's texts in one batch).
-        """
-        values = {"question": question, "response": response, "reference": reference or ""}
-        ids: list[int] = []
-        span = (0, 0)
-        for part in self._parts:
-            if isinstance(part, str):
-                start = len(ids)
-                if part == "response" and response_ids is not None:
-                    ids.extend(response_ids)
-                else:
-                    text = values[part]
-                    known = encoded.get(text) if encoded is not None else None
-                    ids.extend(known if known is not None else self.encode_text(text))
-                if part == "response" and span == (0, 0):
-                    span = (start, len(ids))
-            else:
-                ids.extend(part)
-        return ids, span
+def _split_at_added_tokens(text: str, tokenizer: Any) -> list[tuple[str, str | None]]:
+    """``text`` as (plain text, the added token after it or None), the way the tokenizer splits it:
+    at the leftmost, then longest, occurrence of any of its added tokens."""
+    tokens = sorted(getattr(tokenizer, "get_added_vocab", dict)(), key=len, reverse=True)
+    if not tokens:
+        return [(text, None)]
+    pattern = re.compile("|".join(map(re.escape, tokens)))
+    out, start = [], 0
+    for m in pattern.finditer(text):
+        out.append((text[start:m.start()], m.group()))
+        start = m.end()
+    out.append((text[start:], None))
+    return out

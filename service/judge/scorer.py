@@ -1,7 +1,7 @@
 """The scorer: items in, one result per item out, in named stages.
 
     score:  clamp budgets -> [verify: the rule-based check decides what it can] -> judged items:
-    _judged: prepare (encode once, render token-safe, truncate or too_long; prepare.py)
+    _judged: prepare (render token-safe and token-faithful, truncate or too_long; prepare.py)
              -> reuse (decided early, cache hits, duplicates of an item in this request)
              -> launch (group priming, then one engine request per unique item; judging.py)
              -> await (the request's deadline; abort what is left) -> collect (one result per item)
@@ -109,9 +109,7 @@ class Scorer:
 
     async def _prepare(self, items: list[ScoreItem], opts: JudgeOptions) -> list[Prepared]:
         """Stage 1: every item rendered to prompt ids (or decided early: invalid, too_long)."""
-        need = self.preparer.output_room(opts)
-        encoded = await self.preparer.encode_texts(items)
-        return [self.preparer.prepare(i, item, opts, need, encoded) for i, item in enumerate(items)]
+        return await self.preparer.prepare(items, opts)
 
     def _reuse(self, preps: list[Prepared], opts: JudgeOptions, results: list[ItemResult | None]
                ) -> tuple[list[Prepared], list[tuple[Prepared, Prepared]]]:
