@@ -85,7 +85,8 @@ class PromptMessage(BaseModel):
 class ScoreResult(BaseModel):
     id: str | None = Field(description="The item's id, if it had one.")
     index: int = Field(description="Position of the item in the request.")
-    status: ItemStatus = Field(description="ok, forced, unparsed, truncated, too_long, invalid or error.")
+    status: ItemStatus = Field(description="ok, forced, unparsed, truncated, too_long, timeout, invalid, no_answer "
+                               "or error (README: Item statuses).")
     reward: float | None = Field(description="Mean reward over the samples that gave a verdict; null without one.")
     verdict: str | None = Field(description="The majority verdict label; null without one.")
     votes: dict[str, int] = Field(description="Samples per verdict label, plus unparsed/truncated counts.")
@@ -151,11 +152,17 @@ ERROR_RESPONSES = {
 class JudgeInfo(BaseModel):
     name: str
     description: str
+    origin: str = Field(description="'published: <repository, path, commit>' for a prompt and verdict format "
+                        "reproduced verbatim from a released judge; 'ours: ...' for our own design.")
     reference: str = Field(description="required, optional or unused")
-    labels: dict[str, float] = Field(description="Verdict label -> reward.")
+    labels: dict[str, float] = Field(description="Verdict label -> reward (empty for a numeric judge).")
+    score: dict[str, float] | None = Field(None, description="A numeric judge's score range {min, max}; "
+                                           "reward = (score - min) / (max - min).")
     thinking: bool
     can_force_verdict: bool
     truncate: str
+    response_input: str = Field(description="What of the response the judge is shown: full, final_answer or "
+                                "last_line.")
     sampling: dict[str, float | int]
 
 

@@ -87,7 +87,7 @@ class ItemJudge:
         sample = Sample(status=ItemStatus.unparsed, text=c.text, thinking=verdict.thinking,
                         completion_tokens=len(c.token_ids))
         if p.reward_for(verdict.label) is not None:
-            sample.status, sample.label = ItemStatus.ok, verdict.label
+            sample.status, sample.label = ItemStatus.ok, p.label_of(verdict.label)
         elif c.finish_reason == "length" and opts.forcing:
             text, token_ids = c.text, list(c.token_ids)
             if p.think_end and p.think_end in text:
@@ -104,7 +104,7 @@ class ItemJudge:
                 text, token_ids = text + more.text, token_ids + list(more.token_ids)
                 verdict = parse_verdict(text, p.think_end, p.verdict_pattern)
                 if p.reward_for(verdict.label) is not None:
-                    sample.status, sample.label, sample.text = ItemStatus.ok, verdict.label, text
+                    sample.status, sample.label, sample.text = ItemStatus.ok, p.label_of(verdict.label), text
                     return sample
             await self._force(ids, text, token_ids, opts, sample)
         elif c.finish_reason == "length":
@@ -129,7 +129,8 @@ class ItemJudge:
         verdict = parse_verdict(text, p.think_end, p.verdict_pattern)
         sample.text = text
         if p.reward_for(verdict.label) is not None:
-            sample.status, sample.label, sample.thinking = ItemStatus.forced, verdict.label, verdict.thinking
+            sample.status, sample.thinking = ItemStatus.forced, verdict.thinking
+            sample.label = p.label_of(verdict.label)
             self.stats.forced_verdicts += 1
         else:
             sample.status = ItemStatus.unparsed
@@ -156,8 +157,8 @@ def vote(samples: list[Sample], opts: JudgeOptions, usage: Usage) -> Judgment:
         return Judgment(status, votes=dict(votes), usage=usage, reasoning=reasoning, outputs=outputs,
                         message=message)
     label_votes = Counter(s.label for s in decided)
-    verdict, top = max(label_votes.items(), key=lambda kv: (kv[1], p.rewards[kv[0]]))
-    reward = sum(p.rewards[s.label] for s in decided) / len(decided)
+    verdict, top = max(label_votes.items(), key=lambda kv: (kv[1], p.reward_for(kv[0])))
+    reward = sum(p.reward_for(s.label) for s in decided) / len(decided)
     status = ItemStatus.forced if any(s.status == ItemStatus.forced for s in decided) else ItemStatus.ok
     message = "the thinking budget ran out; the verdict was forced" if status == ItemStatus.forced else None
     return Judgment(status, reward=reward, verdict=verdict, votes=dict(votes), agreement=top / k, usage=usage,

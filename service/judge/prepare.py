@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from service.judge.cache import judgment_key
+from service.judge.extract import shown_response
 from service.judge.profiles import Profile
 from service.judge.prompts import PlainEncoder, PromptRenderer
 from service.judge.types import ItemStatus, JudgeOptions, Judgment, ScoreItem
@@ -31,7 +32,8 @@ class Prepared:
     item: ScoreItem
     ids: list[int] | None = None
     key: str | None = None
-    early: Judgment | None = None  # invalid / too_long: decided without the engine
+    early: Judgment | None = None  # invalid / no_answer / too_long: decided without the engine
+    response: str = ""  # what the judge is shown of the response ([input] response, then truncation)
     truncated_input: bool = False
     prompt: list[dict[str, str]] | None = None
 
@@ -83,7 +85,9 @@ class Preparer:
         if key not in self._force_overheads:
             tok = self.tokenizer
             closing = len(tok.encode((p.think_end or "") + (p.force_prefix or ""), add_special_tokens=False))
-            longest = max(len(tok.encode(c, add_special_tokens=False)) for c in p.force_choices)
+            # A constrained decoder may spell a choice with any tokens that form it, down to one per byte
+            # (a random or unsure model does): budget the bytes, or the verdict is cut mid-word.
+            longest = max(len(c.encode("utf-8")) for c in p.force_choices)
             self._force_overheads[key] = closing + longest + 1
         return self._force_overheads[key]
 
@@ -121,8 +125,15 @@ class Preparer:
             if p.reference == "required" and not has_ref:
                 prep.early = Judgment(ItemStatus.invalid, message=f"judge {p.name!r} needs a reference for every item")
                 continue
+            shown = shown_response(p.response_input, item.response)
+            if shown is None:
+                prep.early = Judgment(ItemStatus.no_answer, reward=p.no_answer_reward, message=(
+                    f"judge {p.name!r} is shown only the response's {p.response_input.replace('_', ' ')}, "
+                    "and the response has none"))
+                continue
+            prep.response = shown
             renderer = self.renderer(p, has_ref and p.reference != "unused")
-            jobs.append((prep, renderer, renderer.texts(item.question, item.response, item.reference)))
+            jobs.append((prep, renderer, renderer.texts(item.question, shown, item.reference)))
         encoded = await self._encode_distinct([t for _, _, texts in jobs for t in texts])
         for prep, renderer, texts in jobs:
             self._finish(prep, renderer, renderer.assemble([encoded[t] for t in texts]), opts, need)
@@ -140,39 +151,39 @@ class Preparer:
                 need: int) -> None:
         """Fit the prompt to the context (or decide too_long), then set its ids and judgment key."""
         p, item = opts.profile, prep.item
-        response = item.response
         if self.max_model_len is not None and len(ids) + need > self.max_model_len:
-            fitted = None if p.truncate == "none" else self._truncated(renderer, item, len(ids), need, p.truncate)
+            fitted = None if p.truncate == "none" else self._truncated(renderer, prep, len(ids), need, p.truncate)
             if fitted is None:
                 prep.early = Judgment(ItemStatus.too_long, message=(
                     f"the prompt is {len(ids)} tokens; with {need} tokens for the judge's output it exceeds "
                     f"the model's context of {self.max_model_len} tokens"))
                 if opts.return_prompt:
-                    prep.prompt = renderer.fill(item.question, item.response, item.reference)
+                    prep.prompt = renderer.fill(item.question, prep.response, item.reference)
                 return
-            ids, response = fitted
+            ids, prep.response = fitted
             prep.truncated_input = True
         if opts.return_prompt:
-            prep.prompt = renderer.fill(item.question, response, item.reference)
+            prep.prompt = renderer.fill(item.question, prep.response, item.reference)
         prep.ids = ids
         prep.key = judgment_key(p.source or p.name, self.model_name, opts.samples, opts.temperature, opts.top_p,
                                 opts.max_tokens, opts.max_thinking_tokens if opts.forcing else None, opts.seed,
                                 opts.return_reasoning, item.question, item.response,
                                 item.reference if p.reference != "unused" else None)
 
-    def _truncated(self, renderer: PromptRenderer, item: ScoreItem, prompt_len: int, need: int, mode: str
+    def _truncated(self, renderer: PromptRenderer, prep: Prepared, prompt_len: int, need: int, mode: str
                    ) -> tuple[list[int], str] | None:
         """The prompt with the response cut (as text, at token boundaries, before the one encode) so
         that it fits, and the cut response; None when too little of the response would remain."""
+        item = prep.item
         limit = self.max_model_len - need
-        ends = self.encoder.char_ends(item.response)
+        ends = self.encoder.char_ends(prep.response)
         mark = len(self.encoder.encode(TRUNCATION_MARK))
         over = prompt_len - limit
         for _ in range(4):  # re-encoding at the cut can merge a token or two differently: check, shrink
             keep = len(ends) - over - mark - 2
             if keep < 16:
                 return None
-            response = cut_text(item.response, ends, keep, mode)
+            response = cut_text(prep.response, ends, keep, mode)
             ids = renderer.render(item.question, response, item.reference)
             if len(ids) <= limit:
                 return ids, response

@@ -10,8 +10,14 @@ in the code. Fields (see the shipped files for examples):
   and ``{reference_block}``, which expands to ``[reference_block].present`` or ``.absent``.
 - ``think_end``: the end-of-thinking marker ("" for judges that do not think); the verdict is parsed
   only after it.
-- ``verdict_pattern``: a regex whose first group is the verdict label (case-insensitive).
-- ``[rewards]``: label -> reward. A label without a reward is not a verdict.
+- ``origin``: where the prompt and verdict format come from: ``published: <repository, path, commit>``
+  (reproduced verbatim, for a model trained on it) or ``ours: <why>`` (our own design). ``GET /judges``
+  shows it.
+- ``verdict_pattern``: a regex whose first group is the verdict label (case-insensitive; the last match
+  after the thinking wins).
+- ``[rewards]``: label -> reward. A label without a reward is not a verdict. Or, for a judge that gives
+  a number, ``[score]`` with ``min`` and ``max``: the captured number is the verdict and its reward is
+  ``(score - min) / (max - min)``; a number outside the range is not a verdict.
 - ``[sampling]``: defaults for ``temperature``, ``top_p``, ``max_tokens``, ``samples`` and
   ``max_thinking_tokens`` (the thinking budget; past it the verdict is forced).
 - ``[force]``: ``prefix`` appended after the end marker and ``choices`` the engine may continue with
@@ -19,6 +25,10 @@ in the code. Fields (see the shipped files for examples):
 - ``[input] truncate``: ``none`` (too-long items get status ``too_long``) or ``head`` | ``tail`` |
   ``middle`` (which part of the response to keep... ``head`` keeps the start, ``tail`` the end,
   ``middle`` drops the middle).
+- ``[input] response``: what of the response the judge is shown (``service/judge/extract.py``):
+  ``full`` (default), ``final_answer`` (the last ``\\boxed{...}``, else the last ``Final Answer:``-style
+  line) or ``last_line`` (the last non-empty line). A response with nothing to show gets status
+  ``no_answer`` without an engine call, and the reward ``[input] no_answer_reward`` (default: none).
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from service.judge.verdict import parse_verdict
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "judges"
 REFERENCE_MODES = ("required", "optional", "unused")
 TRUNCATE_MODES = ("none", "head", "tail", "middle")
+RESPONSE_INPUTS = ("full", "final_answer", "last_line")
 
 
 class ProfileError(ValueError):
@@ -54,14 +65,31 @@ class Profile:
     force_prefix: str | None = None
     force_choices: tuple[str, ...] = ()
     truncate: str = "none"
-    source: str = ""
+    source: str = ""  # the file it was loaded from
+    origin: str = ""
+    score_range: tuple[float, float] | None = None  # a numeric judge's [min, max]; rewards are then unused
+    response_input: str = "full"
+    no_answer_reward: float | None = None
 
     @property
     def can_force(self) -> bool:
         return bool(self.force_choices)
 
     def reward_for(self, label: str | None) -> float | None:
-        return None if label is None else self.rewards.get(label)
+        if label is None:
+            return None
+        if self.score_range is None:
+            return self.rewards.get(label)
+        low, high = self.score_range
+        try:
+            value = float(label)
+        except ValueError:
+            return None
+        return (value - low) / (high - low) if low <= value <= high else None
+
+    def label_of(self, label: str) -> str:
+        """The canonical form of a verdict label (a numeric score's ``8.0`` and ``8`` are one vote)."""
+        return f"{float(label):g}" if self.score_range is not None else label
 
     def messages_for(self, has_reference: bool) -> tuple[dict[str, str], ...]:
         """The chat messages, with ``{reference_block}`` expanded for this item."""
@@ -81,10 +109,13 @@ class Profile:
             "name": self.name,
             "description": self.description,
             "reference": self.reference,
+            "origin": self.origin,
             "labels": {label: reward for label, reward in self.rewards.items()},
+            "score": None if self.score_range is None else dict(zip(("min", "max"), self.score_range, strict=True)),
             "thinking": bool(self.think_end),
             "can_force_verdict": self.can_force,
             "truncate": self.truncate,
+            "response_input": self.response_input,
             "sampling": dict(self.sampling),
         }
 
@@ -123,11 +154,13 @@ def parse_profile(name: str, path: Path) -> Profile:
         if not use_chat and not prompt:
             raise ProfileError("a profile with chat_template = false needs prompt")
         force = data.get("force", {})
+        score = data.get("score")
+        inputs = data.get("input", {})
         profile = Profile(
             name=name,
             description=data.get("description", ""),
             verdict_pattern=data["verdict_pattern"],
-            rewards={str(k).lower(): float(v) for k, v in data["rewards"].items()},
+            rewards={str(k).lower(): float(v) for k, v in data.get("rewards", {}).items()},
             messages=messages if use_chat else (),
             prompt=None if use_chat else prompt,
             think_end=data.get("think_end", "</think>") or None,
@@ -136,8 +169,12 @@ def parse_profile(name: str, path: Path) -> Profile:
             sampling=dict(data.get("sampling", {})),
             force_prefix=force.get("prefix", ""),
             force_choices=tuple(force.get("choices", ())),
-            truncate=data.get("input", {}).get("truncate", "none"),
+            truncate=inputs.get("truncate", "none"),
             source=str(path),
+            origin=str(data.get("origin", "")),
+            score_range=None if score is None else (float(score["min"]), float(score["max"])),
+            response_input=inputs.get("response", "full"),
+            no_answer_reward=None if inputs.get("no_answer_reward") is None else float(inputs["no_answer_reward"]),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ProfileError(f"judge profile {path}: {exc}") from exc
@@ -153,6 +190,14 @@ def _validate(p: Profile, path: Path) -> None:
         fail(f"reference must be one of {REFERENCE_MODES}, not {p.reference!r}")
     if p.truncate not in TRUNCATE_MODES:
         fail(f"[input] truncate must be one of {TRUNCATE_MODES}, not {p.truncate!r}")
+    if p.response_input not in RESPONSE_INPUTS:
+        fail(f"[input] response must be one of {RESPONSE_INPUTS}, not {p.response_input!r}")
+    if not p.origin.startswith(("published:", "ours:")):
+        fail("origin must say 'published: <repository, path, commit>' or 'ours: <why>'")
+    if bool(p.rewards) == (p.score_range is not None):
+        fail("give either [rewards] (labels) or [score] (min, max), not both or neither")
+    if p.score_range is not None and not p.score_range[0] < p.score_range[1]:
+        fail("[score] min must be below max")
     try:
         compiled = re.compile(p.verdict_pattern)
     except re.error as exc:

@@ -25,6 +25,7 @@ class ItemStatus(StrEnum):
     too_long = "too_long"  # the prompt does not fit the model's context (no engine call was made)
     timeout = "timeout"  # not judged by the request's deadline; its engine work was aborted
     invalid = "invalid"  # the item cannot be judged as given (e.g. the profile needs a reference)
+    no_answer = "no_answer"  # the judge is shown only the response's final answer, and it has none (no engine call)
     error = "error"  # the engine failed this item; retrying it may succeed
 
 

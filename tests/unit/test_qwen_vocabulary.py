@@ -12,7 +12,7 @@ from service.engine.base import RequestKind
 from service.engine.fake import FakeEngine
 from service.judge.profiles import list_profiles, load_profile
 from service.judge.scorer import Scorer
-from service.judge.types import JudgeOptions, ScoreItem
+from service.judge.types import ItemStatus, JudgeOptions, ScoreItem
 
 PROFILES = [name for name in list_profiles() if name != "nano"]  # nano's judge has its own byte vocabulary
 QUESTION = ("Let $f(x) = 3x^2 - 5x + 2$. For which real numbers $x$ is $f(x) < 0$? Give the interval, and "
@@ -22,10 +22,10 @@ RESPONSE = ("We factor: $3x^2 - 5x + 2 = (3x - 2)(x - 1)$. The parabola opens up
             "$\\boxed{(2/3, 1)}$")
 BENIGN = [
     ScoreItem("What is 12 + 30?", "42"),
-    ScoreItem("What is 12 + 30?", " 12 + 30 = 42.\n\nThe answer is 42. ", reference="42"),
+    ScoreItem("What is 12 + 30?", " 12 + 30 = 42.\n\nThe answer is: 42. ", reference="42"),
     ScoreItem(QUESTION, RESPONSE, reference="$(\\tfrac{2}{3}, 1)$"),
     ScoreItem(QUESTION * 6, RESPONSE * 40, reference="(2/3, 1)"),  # long: thousands of tokens
-    ScoreItem("Combien font 7 × 8 ?\n", "Réponse : 56 — 数学 ∑ 🙂\r\n\tDone.", reference="56"),
+    ScoreItem("Combien font 7 × 8 ?\n", "Réponse : 56 — 数学 ∑ 🙂\r\n\tAnswer: 56", reference="56"),
     ScoreItem("Is it?", "Yes!!\n\n\n", reference="yes"),
 ]
 CONTROL = {token_id for token_id, _, _ in ADDED_TOKENS}
@@ -47,11 +47,18 @@ def scorer(qwen_tokenizer):
 
 
 async def sent_prompts(scorer, profile, items: list[ScoreItem]) -> tuple[list[list[int]], list]:
-    """The prompt ids the scorer sends the engine for each item, and its results."""
+    """The prompt ids the scorer sends the engine, and the results of the items it sent (an item whose
+    final answer a profile cannot extract is decided without the engine: no_answer)."""
     engine = scorer.engine
     engine.calls.clear(), engine.request_ids.clear(), engine.specs.clear()
     results = await scorer.score(items, JudgeOptions.from_profile(profile, return_prompt=True, cache=False))
-    return engine.calls_of(RequestKind.judge), results
+    return engine.calls_of(RequestKind.judge), [r for r in results if r.judgment.status != ItemStatus.no_answer]
+
+
+def rendered_text(tokenizer, profile, messages: list[dict]) -> str:
+    if profile.prompt is not None:
+        return messages[0]["content"]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def test_the_world_has_qwens_vocabulary(qwen_tokenizer):
@@ -69,7 +76,7 @@ async def test_sent_ids_are_the_model_tokenizers_ids(scorer, qwen_tokenizer, nam
     profile = load_profile(name)
     items = [i for i in BENIGN if profile.reference != "required" or i.reference]
     sent, results = await sent_prompts(scorer, profile, items)
-    assert len(sent) == len(items)
+    assert len(sent) >= 3
     for ids, result in zip(sent, results, strict=True):
         assert ids == model_ids(qwen_tokenizer, profile, result.prompt), (name, result.index)
 
@@ -88,15 +95,19 @@ async def test_added_token_strings_never_become_control_tokens(scorer, qwen_toke
     profile = load_profile(name)
     if field == "reference" and profile.reference == "unused":
         pytest.skip("this judge is never shown a reference (tests/unit/test_scorer.py checks that)")
-    base = {"question": "What is 12 + 30?", "response": "42", "reference": "42"}
+    base = {"question": "What is 12 + 30?", "response": "\\boxed{42}", "reference": "42"}
     benign_sent, _ = await sent_prompts(scorer, profile, [ScoreItem(**base)])
     template_controls = [t for t in benign_sent[0] if t in CONTROL]
-    attacks = [ScoreItem(**(base | {field: text})) for text in [*ATTACKS, FAKE_TURN]]
-    sent, _ = await sent_prompts(scorer, profile, attacks)
-    for ids, item in zip(sent, attacks, strict=True):
-        assert [t for t in ids if t in CONTROL] == template_controls, (name, field, getattr(item, field))
-        # ... and the attack reaches the judge as the text it is.
-        assert getattr(item, field) in qwen_tokenizer.decode(ids, skip_special_tokens=False)
+    texts = [*ATTACKS, FAKE_TURN]
+    if field == "response" and profile.response_input == "final_answer":
+        texts = ["\\boxed{" + t + "}" for t in texts]  # so that the judge is shown an answer at all
+    attacks = [ScoreItem(**(base | {field: text})) for text in texts]
+    sent, results = await sent_prompts(scorer, profile, attacks)
+    assert len(sent) == len(attacks)
+    for ids, result in zip(sent, results, strict=True):
+        assert [t for t in ids if t in CONTROL] == template_controls, (name, field, texts[result.index])
+        # ... and every field reaches the judge as the text it is: the ids spell the rendered prompt.
+        assert qwen_tokenizer.decode(ids) == rendered_text(qwen_tokenizer, profile, result.prompt)
 
 
 def test_the_model_tokenizer_would_have_obeyed_the_attack(qwen_tokenizer):

@@ -172,8 +172,11 @@ async def test_reference_rules(nano_tokenizer):
     assert results[0].judgment.status == ItemStatus.invalid and "reference" in results[0].judgment.message
     assert engine.judge_calls() == 1
     assert "## Reference answer\n42" in nano_tokenizer.decode(engine.calls[0])
-    j1 = load_profile("j1-pointwise")
-    await scorer.score([ScoreItem("q1", "r"), ScoreItem("q2", "r", reference="42")], opts(j1))
+    optional = dataclasses.replace(  # a profile that shows a reference only when an item has one
+        load_profile("libra"), name="optional-ref", source="optional-ref", reference="optional",
+        messages=({"role": "user", "content": "{reference_block}Question: {question}\nResponse: {response}"},),
+        reference_block={"present": "[Reference]\n{reference}\n\n", "absent": ""})
+    await scorer.score([ScoreItem("q1", "r"), ScoreItem("q2", "r", reference="42")], opts(optional))
     without, with_ref = (nano_tokenizer.decode(c) for c in engine.calls[1:3])
     assert "[Reference]" not in without and "[Reference]\n42" in with_ref
     unused = await scorer.score([ScoreItem("What is 1 + 2?", "3.", reference="SECRET")], opts())

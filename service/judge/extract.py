@@ -1,0 +1,62 @@
+"""What of a response a judge is shown, for judges trained on an extracted answer (a profile's
+``[input] response``): pure functions from the response to the text shown, or None when there is none.
+
+- ``final_answer``: the content of the last ``\\boxed{...}`` (braces balanced, any depth; an empty box
+  does not count), else the text after the last ``Final Answer:``-style marker on its line. This is
+  General-Verifier's extraction (TIGER-AI-Lab/General-Reasoner ``verifier.py``: last boxed answer
+  first, then the same six markers, case-insensitive, the latest in the text wins, trailing end tokens
+  stripped), with two differences of ours: any nesting depth inside the box (theirs: two levels), and a
+  marker's line may end the text (theirs needs a newline after it).
+- ``last_line``: the last non-empty line, as Master-RM's authors feed it ("Solution Process (Final
+  Step Only)").
+"""
+
+from __future__ import annotations
+
+import re
+
+_MARKERS = re.compile(r"(?:Final Answer|Final Answer is|The answer is|Answer|Solution|The solution is):[ \t]*"
+                      r"([^\n]*)", re.IGNORECASE)
+_END_TOKENS = ("</s>", "<|im_end|>", "<|endoftext|>")
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last non-empty ``\\boxed{...}`` with balanced braces."""
+    found = None
+    for m in re.finditer(r"\\boxed\s*\{", text):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0 and text[m.end():i - 1].strip():
+            found = text[m.end():i - 1].strip()
+    return found
+
+
+def final_answer(text: str) -> str | None:
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return boxed
+    latest = None
+    for m in _MARKERS.finditer(text):
+        if latest is None or m.start() > latest.start():
+            latest = m
+    if latest is None:
+        return None
+    answer = latest.group(1).strip()
+    for token in _END_TOKENS:
+        answer = answer.removesuffix(token).strip()
+    return answer or None
+
+
+def last_line(text: str) -> str | None:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+EXTRACTORS = {"final_answer": final_answer, "last_line": last_line}
+
+
+def shown_response(mode: str, response: str) -> str | None:
+    """The response as the judge is shown it under ``mode`` (``full``: as given)."""
+    return response if mode == "full" else EXTRACTORS[mode](response)
