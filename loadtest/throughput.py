@@ -1,6 +1,7 @@
 """Side-by-side benchmark: the same model, items and sampling through three stacks, in one run.
 
-    python loadtest/throughput.py [--items 512] [--model PATH --judge NAME] [--engine-args "..."] [--out FILE.json]
+    python loadtest/throughput.py [--items 512] [--rounds 3] [--model PATH --judge NAME] [--engine-args "..."]
+                                  [--out FILE.json]
 
 - (a) ``raw``: vLLM ``AsyncLLM`` in this process, fed the exact prompt token ids the service renders,
   every item submitted at once: the ceiling.
@@ -15,6 +16,10 @@ the nano judge, which ends its judgments in about 110). Workloads: ``unique`` (n
 (groups of 16 responses per question, 25% duplicate responses). Each stack gets a warm-up batch first.
 Reports items/s, generated tokens/s, p50/p99 item latency (from the workload's start to the item's
 result) and the ratios b/a and b/c, with a description of the machine.
+
+Single runs on a shared 2-core machine swing by 2x, so the stacks run in interleaved rounds (raw,
+service, vllm-serve, raw, service, ...; ``--rounds``, default 3): each ratio is taken within a round,
+and the report gives its median over the rounds with the min-max.
 """
 
 from __future__ import annotations
@@ -214,6 +219,29 @@ def ratios(rows: list[dict]) -> dict:
     return out
 
 
+def median(values: list[float]) -> float:
+    s = sorted(values)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def over_rounds(per_round: list[dict]) -> dict:
+    """Each ratio's median over the rounds, with its min and max."""
+    keys = sorted({k for r in per_round for k in r})
+    return {k: {"median": round(median([r[k] for r in per_round if k in r]), 3),
+                "min": min(r[k] for r in per_round if k in r), "max": max(r[k] for r in per_round if k in r),
+                "rounds": [r.get(k) for r in per_round]} for k in keys}
+
+
+def median_rows(rows: list[dict]) -> list[dict]:
+    """One row per stack and workload: the round with the median items/s."""
+    out = []
+    for key in dict.fromkeys((r["system"], r["workload"]) for r in rows):
+        group = sorted((r for r in rows if (r["system"], r["workload"]) == key), key=lambda r: r["items_per_s"])
+        out.append(group[len(group) // 2])
+    return out
+
+
 def table(rows: list[dict], rat: dict) -> str:
     lines = ["| stack | workload | items | wall (s) | items/s | gen tokens/s | p50 (s) | p99 (s) |",
              "|---|---|---|---|---|---|---|---|"]
@@ -221,13 +249,15 @@ def table(rows: list[dict], rat: dict) -> str:
         lines.append(f"| {r['system']} | {r['workload']} | {r['items']} | {r['wall_s']} | {r['items_per_s']} | "
                      f"{r['gen_tokens_per_s']} | {r['p50_s']} | {r['p99_s']} |")
     lines.append("")
-    lines += [f"- {k}: **{v}**" for k, v in rat.items()]
+    lines += [f"- {k}: **{v['median']}** (min {v['min']}, max {v['max']} over {len(v['rounds'])} rounds)"
+              for k, v in rat.items()]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=512, help="items per workload")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every stack (ratios: median)")
     ap.add_argument("--model", default=str(NANO_JUDGE_PATH))
     ap.add_argument("--judge", default="nano")
     ap.add_argument("--engine-args", default="--max-num-seqs 128 --max-model-len 1024",
@@ -260,37 +290,46 @@ def main(argv: list[str] | None = None) -> int:
     stacks = args.only.split(",")
     rows: list[dict] = []
 
-    if "raw" in stacks:
-        from transformers import AutoTokenizer
+    per_round: list[dict] = []
+    for round_no in range(args.rounds):
+        round_rows: list[dict] = []
+        if "raw" in stacks:
+            from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(args.model)
-        rows += asyncio.run(run_raw(flags, PromptRenderer(tokenizer, messages), workloads, max_tokens))
-        print(f"raw done: {brief(rows[-1])}", flush=True)
-    if "service" in stacks:
-        serve_flags = [*flags, "--judge", args.judge]
-        with ServerProcess(serve_flags, log_path=args.logs / "bench-service.log",
-                           env={"LIBRA_ADMISSION_BUDGET": str(4 * args.items)}) as server:
-            options = {"max_thinking_tokens": args.max_tokens} if args.max_tokens else {}
-            rows += asyncio.run(run_service(server.url, workloads, options))
-        print(f"service done: {brief(rows[-1])}", flush=True)
-    if "vllm-serve" in stacks:
-        with ServerProcess(flags, log_path=args.logs / "bench-vllm-serve.log", program=VLLM_OPENAI_SERVER) as server:
-            rows += asyncio.run(run_vllm_serve(server.url, name, messages, workloads, max_tokens,
-                                               args.client_concurrency))
-        print(f"vllm-serve done: {brief(rows[-1])}", flush=True)
+            tokenizer = AutoTokenizer.from_pretrained(args.model)
+            round_rows += asyncio.run(run_raw(flags, PromptRenderer(tokenizer, messages), workloads, max_tokens))
+            print(f"round {round_no + 1} raw done: {brief(round_rows[-1])}", flush=True)
+        if "service" in stacks:
+            serve_flags = [*flags, "--judge", args.judge]
+            with ServerProcess(serve_flags, log_path=args.logs / "bench-service.log",
+                               env={"LIBRA_ADMISSION_BUDGET": str(4 * args.items)}) as server:
+                options = {"max_thinking_tokens": args.max_tokens} if args.max_tokens else {}
+                round_rows += asyncio.run(run_service(server.url, workloads, options))
+            print(f"round {round_no + 1} service done: {brief(round_rows[-1])}", flush=True)
+        if "vllm-serve" in stacks:
+            with ServerProcess(flags, log_path=args.logs / "bench-vllm-serve.log",
+                               program=VLLM_OPENAI_SERVER) as server:
+                round_rows += asyncio.run(run_vllm_serve(server.url, name, messages, workloads, max_tokens,
+                                                         args.client_concurrency))
+            print(f"round {round_no + 1} vllm-serve done: {brief(round_rows[-1])}", flush=True)
+        for r in round_rows:
+            r["round"] = round_no + 1
+        per_round.append(ratios(round_rows))
+        rows += round_rows
 
-    rat = ratios(rows)
-    agreement = verdict_agreement(rows)
+    rat = over_rounds(per_round)
+    agreement = verdict_agreement([r for r in rows if r["round"] == 1])
     for r in rows:
         r.pop("verdicts")
     result = {"machine": machine(), "model": name, "judge": args.judge, "items_per_workload": args.items,
-              "max_tokens": max_tokens, "rows": rows, "ratios": rat, "verdicts_same_as_raw": agreement,
+              "rounds": args.rounds, "max_tokens": max_tokens, "rows": rows, "median_rows": median_rows(rows),
+              "ratios": rat, "verdicts_same_as_raw": agreement,
               "command": "python loadtest/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["machine"]))
-    print(table(rows, rat))
+    print(table(result["median_rows"], rat))
     print(f"verdicts identical to the raw engine's: {agreement}")
     return 0
 

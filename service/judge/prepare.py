@@ -44,15 +44,10 @@ class Preparer:
         self.max_model_len = max_model_len
         self.model_name = model_name
         self._renderers: dict[tuple[str, bool], PromptRenderer] = {}
-        self._encoder: PlainEncoder | None = None  # one plain-text copy of the tokenizer for every profile
+        # One plain-text copy of the tokenizer for every profile, built now: for a 151k vocabulary that
+        # takes a second or two, which the first request should not pay.
+        self.encoder = PlainEncoder(tokenizer)
         self._force_overheads: dict[str, int] = {}
-
-    @property
-    def encoder(self) -> PlainEncoder:
-        """The plain-text copy of the tokenizer, built on first use and shared by every profile."""
-        if self._encoder is None:
-            self._encoder = PlainEncoder(self.tokenizer)
-        return self._encoder
 
     def renderer(self, profile: Profile, has_reference: bool) -> PromptRenderer:
         key = (profile.source or profile.name, has_reference)
