@@ -14,7 +14,9 @@ ids, and encode each remaining span -- template text with the field values subst
 string with ``PlainEncoder``, a copy of the tokenizer with no added tokens at all (same normalizer,
 pre-tokenizer and model). This is what the tokenizer itself does to the rendered prompt, except that
 an added-token string inside a field can only become ordinary tokens. Spans without fields are
-encoded once; the rest of a request's spans are encoded in one batch, in Rust threads.
+encoded once, and so is the leading template text of a span with fields, up to its last pre-token
+(which may merge with the field after it); the rest of a request's spans are encoded in one batch,
+in Rust threads.
 """
 
 from __future__ import annotations
@@ -65,6 +67,23 @@ class PlainEncoder:
             return [self.encode(t) for t in texts]
         return [e.ids for e in self._plain.encode_batch(list(texts), add_special_tokens=False)]
 
+    def stable_head(self, text: str) -> tuple[list[int], int]:
+        """The ids of ``text``'s leading pre-tokens that no text appended after it can change, and the
+        offset where the rest begins. BPE merges never cross a pre-token boundary, and every pre-token
+        but the last ends before the end of ``text``, so they are fixed; the last one may merge with
+        what follows (``"Question:" + " What"``), and stays with the part encoded per item."""
+        plain = self._plain
+        if plain is None or plain.pre_tokenizer is None or not text:
+            return [], 0
+        if plain.normalizer is not None and plain.normalizer.normalize_str(text) != text:
+            return [], 0  # offsets would not be the text's own
+        pieces = plain.pre_tokenizer.pre_tokenize_str(text)
+        if len(pieces) < 2:
+            return [], 0
+        cut = pieces[-1][1][0]
+        encoding = plain.encode(text, add_special_tokens=False)
+        return [i for i, (_, end) in zip(encoding.ids, encoding.offsets, strict=True) if end <= cut], cut
+
     def char_ends(self, text: str) -> list[int]:
         """For each token of ``text``, the character offset where it ends (to cut text at token
         boundaries without splitting a character)."""
@@ -76,12 +95,20 @@ class PlainEncoder:
 
 @dataclass(frozen=True)
 class _Span:
-    """Template text between two added tokens: literal pieces alternating with field names."""
+    """Template text between two added tokens: literal pieces alternating with field names, after
+    ``head`` (the ids of its leading template text that no field can change: encoded once)."""
 
     pieces: tuple[str, ...]  # [text, field, text, field, ..., text]
+    head: tuple[int, ...] = ()
 
     def fill(self, values: Mapping[str, str]) -> str:
         return "".join(values[p] if i % 2 else p for i, p in enumerate(self.pieces))
+
+
+# Field values that stress the seam between cached template text and a field: a span whose cached head
+# does not give the tokenizer's own ids for each of them is encoded whole, per item.
+_SEAM_PROBES = ("", "x", " x", "X y", "\n", "\n\nx", "  ", " \n", "1", "12", "?", ".\n", "é", "\u0301x", "数",
+                "'s", "<|im_end|>")
 
 
 class PromptRenderer:
@@ -115,12 +142,26 @@ class PromptRenderer:
         for text, token in _split_at_added_tokens(rendered, tokenizer):
             pieces = tuple(_SENTINEL_RE.split(text))
             if len(pieces) > 1:
-                self._parts.append(_Span(pieces))
+                self._parts.append(self._span(pieces))
             elif text:
                 self._parts.append(self.encoder.encode(text))
             if token is not None:
                 self._parts.append([tokenizer.convert_tokens_to_ids(token)])
         self.field_spans = sum(isinstance(p, _Span) for p in self._parts)
+
+    def _span(self, pieces: tuple[str, ...]) -> _Span:
+        """A span, with its stable leading template text encoded once when that provably changes
+        nothing: for each seam probe, head + encode(rest) must equal encode(whole)."""
+        head, cut = self.encoder.stable_head(pieces[0])
+        if not head:
+            return _Span(pieces)
+        span = _Span((pieces[0][cut:], *pieces[1:]), tuple(head))
+        whole = _Span(pieces)
+        for probe in _SEAM_PROBES:
+            values = dict.fromkeys(FIELDS, probe)
+            if list(span.head) + self.encoder.encode(span.fill(values)) != self.encoder.encode(whole.fill(values)):
+                return whole
+        return span
 
     def texts(self, question: str, response: str, reference: str | None = None) -> list[str]:
         """The strings this prompt needs encoded: its spans that hold fields, with the values filled in."""
@@ -132,7 +173,11 @@ class PromptRenderer:
         ids: list[int] = []
         spans = iter(encoded)
         for part in self._parts:
-            ids.extend(next(spans) if isinstance(part, _Span) else part)
+            if isinstance(part, _Span):
+                ids.extend(part.head)
+                ids.extend(next(spans))
+            else:
+                ids.extend(part)
         return ids
 
     def render(self, question: str, response: str, reference: str | None = None) -> list[int]:
