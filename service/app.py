@@ -65,7 +65,7 @@ def build_app(settings: Settings, open_engine: EngineOpener, judge: str,
         scorer = Scorer(
             engine, max_model_len=engine.max_model_len,
             cache_entries=settings.cache_entries, cache_bytes=settings.cache_mb * 2**20,
-            group_priming=settings.group_priming, verifier=verifier,
+            group_priming=settings.group_priming, verifier=verifier, max_text_chars=settings.max_text_chars,
         )
 
         def judged(queue_wait_s: float, judge_s: float) -> None:

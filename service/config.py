@@ -32,11 +32,16 @@ class Settings(BaseSettings):
     judges_dir: Path | None = Field(None, description="Extra directory of judge profiles (*.toml).")
     max_items_per_request: int = Field(4096, ge=1, description="Most items one /score request may carry.")
     max_body_bytes: int = Field(64 * 2**20, ge=1024, description="Largest request body accepted (413 beyond).")
-    max_text_chars: int = Field(200_000, ge=1, description="Longest question/response/reference, in characters.")
+    max_text_chars: int = Field(200_000, ge=1, description="Longest question/response/reference, in characters; "
+                                "a longer one makes its item too_long (the request is still answered).")
     admission_budget: int = Field(
         8192, ge=1, description="Items queued + in flight across all requests; beyond it new requests get 429.")
     default_timeout_s: float = Field(600.0, gt=0, description="Deadline of a request that sets no timeout_s.")
     max_timeout_s: float = Field(3600.0, gt=0, description="Largest timeout_s a request may ask for.")
+    trainer_timeout_s: float = Field(
+        100.0, gt=0, description="Deadline of the trainer endpoints (/get_reward, /slime/*), below their clients' "
+        "own timeouts (slime 120 s, OpenRLHF 180 s): past it an item gets the failure reward, flagged as failed, "
+        "instead of the client giving up and retrying from nothing.")
     api_keys: str = Field("", description="Comma-separated API keys; empty: no auth. Prefer api_keys_file.")
     api_keys_file: Path | None = Field(None, description="File with one API key per line.")
     metrics_auth: bool = Field(False, description="Require an API key for /metrics too (when keys are set).")
@@ -79,7 +84,7 @@ class Settings(BaseSettings):
         """What GET /limits reports."""
         return {name: getattr(self, name) for name in (
             "max_items_per_request", "max_body_bytes", "max_text_chars", "max_samples", "admission_budget",
-            "default_timeout_s", "max_timeout_s")}
+            "default_timeout_s", "max_timeout_s", "trainer_timeout_s")}
 
     @property
     def extra_judge_dirs(self) -> tuple[Path, ...]:

@@ -37,7 +37,9 @@ async def get_reward(body: OpenRLHFRequest, request: Request, judge: str | None 
                                reference=body.labels[i] if body.labels else None))
     results = await service.score(request, items, opts, timeout_s)
     rewards = [service.reward_or_failure(r) for r in results]
+    # The same keys for every shard, empty ones included: OpenRLHF takes the key set from its first
+    # shard and indexes every other shard with it.
     return {"rewards": rewards, "scores": rewards, "extra_logs": {
         "judge_failed": [float(r.judgment.reward is None) for r in results],
         "judge_forced": [float(r.judgment.status == ItemStatus.forced) for r in results],
-    } if results else {}}
+    }}

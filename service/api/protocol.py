@@ -6,12 +6,32 @@ Requests own their translation: ``ScoreRequest.to_options`` turns the request in
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from service.judge.profiles import Profile
 from service.judge.types import ItemResult, ItemStatus, JudgeOptions
+
+
+def scalar_text(value: Any) -> Any:
+    """A reference or label as text. Data sets store answers as numbers and booleans too, and trainers
+    send them unconverted: a JSON number becomes its decimal text (``42``, ``0.5``; an integral float
+    such as ``42.0`` becomes ``42``), a boolean ``true`` or ``false``, null stays null (no reference).
+    Arrays and objects are refused."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+    raise ValueError(f"expected a string, number, boolean or null, not {type(value).__name__}")
+
+
+# A reference answer or label: any JSON scalar, as text (scalar_text).
+ScalarText = Annotated[str | None, BeforeValidator(scalar_text)]
 
 
 class ScoreItemIn(BaseModel):
@@ -20,7 +40,8 @@ class ScoreItemIn(BaseModel):
     id: str | None = Field(None, max_length=256, description="Your id for the item; echoed back.")
     question: str = Field(description="The question (prompt) the response answers.")
     response: str = Field(description="The response to judge. Untrusted: special tokens are plain text.")
-    reference: str | None = Field(None, description="Reference answer, for judge profiles that use one.")
+    reference: ScalarText = Field(None, description="Reference answer, for judge profiles that use one: any JSON "
+                                  "scalar (a number or boolean is judged as its text, 42 or true).")
 
 
 class ScoreRequest(BaseModel):
@@ -180,7 +201,8 @@ class OpenRLHFRequest(BaseModel):
 
     query: list[str] = Field(description="Decoded prompt + response per sample, special tokens included.")
     prompts: list[str] | None = Field(None, description="The templated prompt of each query.")
-    labels: list[str | None] | None = Field(None, description="Reference answers, for profiles that take one.")
+    labels: list[ScalarText] | None = Field(None, description="Reference answers, for profiles that take one: "
+                                            "any JSON scalar (numbers as their text).")
 
 
 class SlimeRequest(BaseModel):
@@ -188,4 +210,4 @@ class SlimeRequest(BaseModel):
 
     prompt: str | list[dict[str, Any]] = Field(description="Templated prompt string or chat messages.")
     response: str
-    label: str | None = None
+    label: ScalarText = Field(None, description="Reference answer: any JSON scalar (numbers as their text).")

@@ -69,14 +69,6 @@ class ScoringService:
         if len(body.items) > settings.max_items_per_request:
             raise ApiError(ErrorCode.invalid_request,
                            f"{len(body.items)} items exceeds the limit of {settings.max_items_per_request}", "items")
-        limit = settings.max_text_chars
-        for i, item in enumerate(body.items):
-            for field in ("question", "response", "reference"):
-                value = getattr(item, field)
-                if value is not None and len(value) > limit:
-                    raise ApiError(ErrorCode.invalid_request,
-                                   f"items.{i}.{field} is {len(value)} characters; the limit is {limit}",
-                                   f"items.{i}.{field}")
         opts = body.to_options(profile)
         if opts.samples > settings.max_samples:
             raise ApiError(ErrorCode.invalid_request, f"samples must be at most {settings.max_samples}", "samples")
@@ -103,8 +95,8 @@ class ScoringService:
         return opts, body.timeout_s or settings.default_timeout_s
 
     def default_options(self, judge: str | None) -> tuple[JudgeOptions, float]:
-        """A trainer endpoint's options: the profile's defaults and the server's deadline."""
-        return JudgeOptions.from_profile(self.profile(judge)), self.settings.default_timeout_s
+        """A trainer endpoint's options: the profile's defaults and the trainer endpoints' deadline."""
+        return JudgeOptions.from_profile(self.profile(judge)), self.settings.trainer_timeout_s
 
     def reward_or_failure(self, result: ItemResult) -> float:
         """The reward a trainer endpoint reports: the judge's, or the configured failure reward."""

@@ -39,9 +39,10 @@ class Prepared:
 
 
 class Preparer:
-    def __init__(self, tokenizer: Any, max_model_len: int | None, model_name: str):
+    def __init__(self, tokenizer: Any, max_model_len: int | None, model_name: str, max_text_chars: int | None = None):
         self.tokenizer = tokenizer
         self.max_model_len = max_model_len
+        self.max_text_chars = max_text_chars  # a longer field makes its item too_long, before any tokenizing
         self.model_name = model_name
         self._renderers: dict[tuple[str, bool], PromptRenderer] = {}
         # One plain-text copy of the tokenizer for every profile, built now: for a 151k vocabulary that
@@ -117,6 +118,14 @@ class Preparer:
             prep = Prepared(index, item)
             preps.append(prep)
             has_ref = item.reference is not None and item.reference != ""
+            over = self._over_limit(item)
+            if over is not None:
+                prep.early = Judgment(ItemStatus.too_long, message=over)
+                continue
+            if not item.question.strip():  # every profile shows the question: judging without one is silent noise
+                prep.early = Judgment(ItemStatus.invalid, message=f"the question is empty; judge {p.name!r} needs "
+                                      "the question the response answers")
+                continue
             if p.reference == "required" and not has_ref:
                 prep.early = Judgment(ItemStatus.invalid, message=f"judge {p.name!r} needs a reference for every item")
                 continue
@@ -133,6 +142,17 @@ class Preparer:
         for prep, renderer, texts in jobs:
             self._finish(prep, renderer, renderer.assemble([encoded[t] for t in texts]), opts, need)
         return preps
+
+    def _over_limit(self, item: ScoreItem) -> str | None:
+        """Why the item is over the server's text limit (per item: one long response never fails a batch)."""
+        limit = self.max_text_chars
+        if limit is None:
+            return None
+        for field in ("question", "response", "reference"):
+            value = getattr(item, field)
+            if value is not None and len(value) > limit:
+                return f"the {field} is {len(value)} characters; this server's limit is {limit} (LIBRA_MAX_TEXT_CHARS)"
+        return None
 
     async def _encode_distinct(self, texts: list[str]) -> dict[str, list[int]]:
         distinct = list(dict.fromkeys(texts))

@@ -35,11 +35,11 @@ class Scorer:
 
     def __init__(self, engine: JudgeEngine, max_model_len: int | None = None, cache_entries: int = 100_000,
                  cache_bytes: int = 256 * 2**20, group_priming: bool = True, min_prime_tokens: int = 32,
-                 verifier: VerifyPool | None = None):
+                 verifier: VerifyPool | None = None, max_text_chars: int | None = None):
         self.engine = engine
         self.verifier = verifier
         self.stats = ScorerStats()
-        self.preparer = Preparer(engine.tokenizer, max_model_len, engine.model_name)
+        self.preparer = Preparer(engine.tokenizer, max_model_len, engine.model_name, max_text_chars)
         self.judge = ItemJudge(engine, self.preparer, self.stats)
         self.cache: LruCache[Judgment] = LruCache(cache_entries, cache_bytes, size_of=_judgment_size)
         self.inflight: InFlight[Judgment] = InFlight()

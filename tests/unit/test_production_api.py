@@ -74,10 +74,16 @@ def test_invalid_utf8_is_400(engine):
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_json"
 
 
-def test_text_limit_names_the_field(engine):
+def test_an_item_over_the_text_limit_is_too_long_and_the_batch_is_answered(engine):
+    """One over-long response must not fail a trainer's whole batch (verl and TRL would die on a 422)."""
     with make_client(engine, max_text_chars=100) as client:
         resp = client.post("/score", json={"items": [ITEM, {"question": "q", "response": "r" * 101}]})
-    assert resp.status_code == 422 and resp.json()["error"]["param"] == "items.1.response"
+        rewards = client.post("/get_reward", json={"query": ["q" * 200]}).json()
+    assert resp.status_code == 200
+    ok, long = resp.json()["results"]
+    assert ok["status"] == "ok" and (long["status"], long["reward"]) == ("too_long", None)
+    assert "the response is 101 characters" in long["message"]
+    assert rewards["extra_logs"]["judge_failed"] == [1.0]
 
 
 def test_limits_endpoint_reports_settings(engine):
