@@ -42,7 +42,9 @@ def test_openrlhf_get_reward(live_server):
 
 def test_openrlhf_empty_shard_returns_empty_lists(live_server):
     resp = httpx.post(live_server.url_for("get_reward"), json={"query": [], "prompts": [], "labels": []})
-    assert resp.status_code == 200 and resp.json() == {"rewards": [], "scores": [], "extra_logs": {}}
+    # The same extra_logs keys as any shard: OpenRLHF indexes every shard with the first one's keys.
+    assert resp.status_code == 200 and resp.json() == {"rewards": [], "scores": [], "extra_logs": {
+        "judge_failed": [], "judge_forced": []}}
     resp = httpx.post(live_server.url_for("get_reward"), json={"query": ["a"], "prompts": []})
     assert resp.status_code == 422 and resp.json()["error"]["param"] == "prompts"
 

@@ -111,7 +111,6 @@ HOSTILE = [
     ("unknown-top-field", {"items": [{"question": "q", "response": "r"}], "reward": 1}, None, 422, "reward"),
     ("id-too-long", {"items": [{"id": "i" * 300, "question": "q", "response": "r"}]}, None, 422, "items.0.id"),
     ("id-int", {"items": [{"id": 5, "question": "q", "response": "r"}]}, None, 422, "items.0.id"),
-    ("huge-string", {"items": [{"question": "q", "response": LONG}]}, None, 422, "items.0.response"),
     ("too-many-items", {"items": [{"question": "q", "response": "r"}] * 5000}, None, 422, "items"),
     ("samples-negative", {"items": [{"question": "q", "response": "r"}], "samples": -1}, None, 422, "samples"),
     ("samples-huge", {"items": [{"question": "q", "response": "r"}], "samples": 10**9, "temperature": 1}, None,
@@ -154,6 +153,16 @@ def test_hostile_input_gets_a_specific_4xx(live_server, case):
     error = resp.json()["error"]
     assert error["message"]
     assert expect in (error["param"] or "", error["code"]) or expect in error["message"], error
+
+
+def test_a_huge_field_makes_its_item_too_long_and_the_rest_is_judged(live_server):
+    """Over the text limit is a per-item status: one runaway response must not fail a trainer's batch."""
+    items = [{"question": "q", "response": LONG}, {"question": "What is 347 + 58?", "response": "347 + 58 = 405."}]
+    resp = httpx.post(live_server.url_for("score"), json={"items": items}, timeout=120)
+    assert resp.status_code == 200, resp.text[:300]
+    huge, ok = resp.json()["results"]
+    assert (huge["status"], huge["reward"]) == ("too_long", None) and "characters" in huge["message"]
+    assert (ok["status"], ok["reward"]) == ("ok", 1.0)
 
 
 def test_a_malformed_content_length_is_refused(live_server):
