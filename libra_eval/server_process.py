@@ -49,9 +49,6 @@ class ServerProcess:
         """An httpx client with this server as its base URL."""
         return httpx.Client(base_url=self.url, **kwargs)
 
-    def async_client(self, **kwargs) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, **kwargs)
-
     def __enter__(self) -> ServerProcess:
         cmd = [*self.program, "--host", "127.0.0.1", "--port", str(self.port), *self.args]
         self._log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL

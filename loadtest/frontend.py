@@ -76,15 +76,8 @@ def serve(port: int, core: int | None, model: str, judge: str) -> None:
     uvicorn.run(make_app(model, judge), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def rendered_prompts(model: str, judge: str, size: int, n: int, seed: int) -> list[str]:
+def rendered_prompts(tokenizer, renderer, size: int, n: int, seed: int) -> list[str]:
     """The prompts the judge sees for ``items(n, size, seed)``, as text, rendered by the model's own template."""
-    from transformers import AutoTokenizer
-
-    from service.judge.profiles import load_profile
-    from service.judge.prompts import PromptRenderer
-
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    renderer = PromptRenderer(tokenizer, load_profile(judge).messages_for(False))
     return [tokenizer.apply_chat_template(renderer.fill(i["question"], i["response"]), tokenize=False,
                                           add_generation_prompt=True) for i in items(n, size, seed)]
 
@@ -95,8 +88,13 @@ def bare_tokenizer(model: str, judge: str, size: int, seconds: float, core: int 
         os.sched_setaffinity(0, {core})
     from transformers import AutoTokenizer
 
-    backend = AutoTokenizer.from_pretrained(model).backend_tokenizer
-    batches = [rendered_prompts(model, judge, size, 256, seed) for seed in range(8)]
+    from service.judge.profiles import load_profile
+    from service.judge.prompts import PromptRenderer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    renderer = PromptRenderer(tokenizer, load_profile(judge).messages_for(False))  # one plain encoder, not eight
+    backend = tokenizer.backend_tokenizer
+    batches = [rendered_prompts(tokenizer, renderer, size, 256, seed) for seed in range(8)]
     backend.encode_batch(batches[0])  # warm-up
     done, i, t0 = 0, 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:

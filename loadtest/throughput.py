@@ -290,14 +290,16 @@ def main(argv: list[str] | None = None) -> int:
     stacks = args.only.split(",")
     rows: list[dict] = []
 
+    renderer = None  # built once, not once a round
+    if "raw" in stacks:
+        from transformers import AutoTokenizer
+
+        renderer = PromptRenderer(AutoTokenizer.from_pretrained(args.model), messages)
     per_round: list[dict] = []
     for round_no in range(args.rounds):
         round_rows: list[dict] = []
         if "raw" in stacks:
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(args.model)
-            round_rows += asyncio.run(run_raw(flags, PromptRenderer(tokenizer, messages), workloads, max_tokens))
+            round_rows += asyncio.run(run_raw(flags, renderer, workloads, max_tokens))
             print(f"round {round_no + 1} raw done: {brief(round_rows[-1])}", flush=True)
         if "service" in stacks:
             serve_flags = [*flags, "--judge", args.judge]

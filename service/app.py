@@ -70,7 +70,7 @@ def build_app(settings: Settings, open_engine: EngineOpener, judge: str,
 
         def judged(queue_wait_s: float, judge_s: float) -> None:
             lifecycle.mark_alive()
-            app.state.metrics.observe_judgment(queue_wait_s, judge_s)
+            metrics.observe_judgment(queue_wait_s, judge_s)
 
         scorer.on_judgment = judged
         app.state.serving.attach(engine, scorer, lifecycle, verifier)
@@ -94,7 +94,6 @@ def build_app(settings: Settings, open_engine: EngineOpener, judge: str,
         get_engine_running=lambda: app.state.serving.engine.num_unfinished_requests() if app.state.serving.engine
         else 0,
     )
-    app.state.metrics = metrics
     app.state.serving = ScoringService(settings, profiles, judge, admission, metrics)
     install_error_handlers(app)
     for module in (routes, openrlhf, slime):

@@ -115,9 +115,9 @@ class ItemJudge:
                      sample: Sample) -> None:
         """Close the thinking and ask the engine for the verdict alone, constrained to the labels."""
         p = opts.profile
-        closed = p.think_end and p.think_end in text
+        closed = bool(p.think_end) and p.think_end in text
         closing = ("" if closed else (p.think_end or "")) + (p.force_prefix or "")
-        closing_ids = self.engine.tokenizer.encode(closing, add_special_tokens=False) if closing else []
+        closing_ids = self.preparer.closing_ids(p, closed)
         spec = SamplingSpec(max_tokens=self.preparer.force_overhead(opts), temperature=0.0, choices=p.force_choices)
         gen, error = await self.generate(ids + token_ids + closing_ids, spec, RequestKind.force)
         if gen is None:

@@ -49,6 +49,7 @@ class Preparer:
         # takes a second or two, which the first request should not pay.
         self.encoder = PlainEncoder(tokenizer)
         self._force_overheads: dict[str, int] = {}
+        self._closings: dict[tuple[str, bool], list[int]] = {}
 
     def renderer(self, profile: Profile, has_reference: bool) -> PromptRenderer:
         key = (profile.source or profile.name, has_reference)
@@ -79,13 +80,22 @@ class Preparer:
         p = opts.profile
         key = p.source or p.name
         if key not in self._force_overheads:
-            tok = self.tokenizer
-            closing = len(tok.encode((p.think_end or "") + (p.force_prefix or ""), add_special_tokens=False))
+            closing = len(self.closing_ids(p, closed=False))
             # A constrained decoder may spell a choice with any tokens that form it, down to one per byte
             # (a random or unsure model does): budget the bytes, or the verdict is cut mid-word.
             longest = max(len(c.encode("utf-8")) for c in p.force_choices)
             self._force_overheads[key] = closing + longest + 1
         return self._force_overheads[key]
+
+    def closing_ids(self, p: Profile, closed: bool) -> list[int]:
+        """What a forced verdict appends before the choice: the end-of-thinking marker (unless the judge
+        already wrote it) and the profile's prefix, encoded once per profile (template text: markup
+        such as ``</think>`` is meant to be its control token here)."""
+        key = (p.source or p.name, closed)
+        if key not in self._closings:
+            closing = ("" if closed else (p.think_end or "")) + (p.force_prefix or "")
+            self._closings[key] = self.tokenizer.encode(closing, add_special_tokens=False) if closing else []
+        return self._closings[key]
 
     @staticmethod
     def first_cap(opts: JudgeOptions) -> int:
@@ -172,13 +182,13 @@ class Preparer:
                 prep.early = Judgment(ItemStatus.too_long, message=(
                     f"the prompt is {len(ids)} tokens; with {need} tokens for the judge's output it exceeds "
                     f"the model's context of {self.max_model_len} tokens"))
-                if opts.return_prompt:
-                    prep.prompt = renderer.fill(item.question, prep.response, item.reference)
-                return
-            ids, prep.response = fitted
-            prep.truncated_input = True
+            else:
+                ids, prep.response = fitted
+                prep.truncated_input = True
         if opts.return_prompt:
             prep.prompt = renderer.fill(item.question, prep.response, item.reference)
+        if prep.early is not None:
+            return
         prep.ids = ids
         prep.key = judgment_key(p.source or p.name, self.model_name, opts.samples, opts.temperature, opts.top_p,
                                 opts.max_tokens, opts.max_thinking_tokens if opts.forcing else None, opts.seed,

@@ -114,8 +114,8 @@ _SEAM_PROBES = ("", "x", " x", "X y", "\n", "\n\nx", "  ", " \n", "1", "12", "?"
 class PromptRenderer:
     """Turns (question, response, reference) into prompt token ids for one tokenizer and template.
 
-    ``messages`` is a list of ``{"role", "content"}`` dicts rendered with the tokenizer's chat template
-    (``template_kwargs`` go to it, e.g. ``enable_thinking``); or ``raw_prompt`` is a plain-text prompt
+    ``messages`` is a list of ``{"role", "content"}`` dicts rendered with the tokenizer's chat template;
+    or ``raw_prompt`` is a plain-text prompt
     used as is (for judges trained on a raw format). Either may contain the fields ``{question}``,
     ``{response}`` and ``{reference}``; nothing else is interpreted.
 
@@ -124,7 +124,7 @@ class PromptRenderer:
     """
 
     def __init__(self, tokenizer: Any, messages: Sequence[Mapping[str, str]] = (), raw_prompt: str | None = None,
-                 encoder: PlainEncoder | None = None, template_kwargs: Mapping[str, Any] | None = None):
+                 encoder: PlainEncoder | None = None):
         self.tokenizer = tokenizer
         self.encoder = encoder or PlainEncoder(tokenizer)
         self._raw_prompt = raw_prompt
@@ -135,8 +135,7 @@ class PromptRenderer:
             rendered = lead + _with_sentinels(raw_prompt)
         else:
             placeholder_messages = [{"role": m["role"], "content": _with_sentinels(m["content"])} for m in messages]
-            rendered = tokenizer.apply_chat_template(placeholder_messages, tokenize=False, add_generation_prompt=True,
-                                                     **dict(template_kwargs or {}))
+            rendered = tokenizer.apply_chat_template(placeholder_messages, tokenize=False, add_generation_prompt=True)
         # [ids of an added token | a span], in order; a span without fields is encoded now.
         self._parts: list[list[int] | _Span] = []
         for text, token in _split_at_added_tokens(rendered, tokenizer):
@@ -147,7 +146,6 @@ class PromptRenderer:
                 self._parts.append(self.encoder.encode(text))
             if token is not None:
                 self._parts.append([tokenizer.convert_tokens_to_ids(token)])
-        self.field_spans = sum(isinstance(p, _Span) for p in self._parts)
 
     def _span(self, pieces: tuple[str, ...]) -> _Span:
         """A span, with its stable leading template text encoded once when that provably changes
@@ -182,10 +180,6 @@ class PromptRenderer:
 
     def render(self, question: str, response: str, reference: str | None = None) -> list[int]:
         return self.assemble(self.encoder.encode_batch(self.texts(question, response, reference)))
-
-    def encode_text(self, text: str) -> list[int]:
-        """Encode untrusted text as plain text: special-token strings become ordinary tokens."""
-        return self.encoder.encode(text)
 
     def fill(self, question: str, response: str, reference: str | None = None) -> list[dict[str, str]]:
         """The prompt as chat messages with the fields filled in (before the chat template), for people
