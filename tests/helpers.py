@@ -46,3 +46,16 @@ def make_client(engine, verify_check: str = DEFAULT_CHECK, **settings) -> TestCl
 def scrape(server, name: str, labels: dict | None = None) -> float:
     """Sum of the samples of metric ``name`` (with matching labels) on a running server's /metrics."""
     return metric_sum(httpx.get(server.url_for("metrics")).text, name, labels)
+
+
+def working(n_steps: int, seed: int = 0) -> str:
+    """A long, plausible, non-repeating worked solution (``n_steps`` lines of different arithmetic):
+    long enough to need truncation without looking like a repetition loop to the reward policy."""
+    import random
+
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n_steps):
+        a, b = rng.randrange(10, 10_000), rng.randrange(10, 10_000)
+        lines.append(f"Step {i + 1}: {a} + {b} = {a + b}, carried over to step {i + 2}.")
+    return "\n".join(lines)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from service.judge.policy import RewardPolicy
 from service.judge.profiles import Profile
 from service.judge.types import ItemResult, ItemStatus, JudgeOptions
 
@@ -44,6 +45,35 @@ class ScoreItemIn(BaseModel):
                                   "scalar (a number or boolean is judged as its text, 42 or true).")
 
 
+class PolicyIn(BaseModel):
+    """Overrides of the judge profile's reward policy (GET /judges shows each profile's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answer: Literal["none", "final_answer", "math"] | None = Field(
+        None, description="Answer-presence check: a response without a final answer gets status no_answer and no "
+        "reward. final_answer: a \\boxed{} answer or a 'Final Answer:'-style line; math: that or a number.")
+    truncated: Literal["answer_seen", "judge"] | None = Field(
+        None, description="answer_seen: a response cut to fit the context is judged only if its final answer "
+        "is in the part the judge sees (else too_long); judge: judge whatever is left.")
+    forced: float | Literal["verdict"] | None = Field(
+        None, description="Reward of a verdict forced past the thinking budget: 'verdict' (its label's reward) "
+        "or a number.")
+    max_repetition: float | None = Field(
+        None, ge=0, description="A response (256+ characters) compressing more than this many times is "
+        "degenerate (a repetition loop) and gets no reward; 0 turns the check off.")
+
+    @field_validator("max_repetition")
+    @classmethod
+    def _repetition(cls, value: float | None) -> float | None:
+        if value is not None and 0 < value < 1:
+            raise ValueError("must be 0 (off) or at least 1 (a ratio of compressed sizes)")
+        return value
+
+    def over(self, base: RewardPolicy) -> RewardPolicy:
+        return RewardPolicy.parse(self.model_dump(exclude_none=True), base)
+
+
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -73,12 +103,15 @@ class ScoreRequest(BaseModel):
         "plus the check and whether they agree.")
     timeout_s: float | None = Field(None, gt=0, description="Deadline for the whole request; items not judged "
                                     "by then get status timeout. Server default and maximum: GET /limits.")
+    policy: PolicyIn | None = Field(None, description="Reward policy overrides (answer-presence check, "
+                                    "repetition, truncated responses, forced verdicts); the profile's otherwise.")
 
     def to_options(self, profile: Profile) -> JudgeOptions:
         return JudgeOptions.from_profile(
             profile, samples=self.samples, temperature=self.temperature, top_p=self.top_p,
             max_thinking_tokens=self.max_thinking_tokens, seed=self.seed, return_reasoning=self.return_reasoning,
             return_prompt=self.return_prompt, cache=self.cache, mode=self.mode,
+            policy=None if self.policy is None else self.policy.over(profile.policy),
         )
 
 
@@ -106,8 +139,8 @@ class PromptMessage(BaseModel):
 class ScoreResult(BaseModel):
     id: str | None = Field(description="The item's id, if it had one.")
     index: int = Field(description="Position of the item in the request.")
-    status: ItemStatus = Field(description="ok, forced, unparsed, truncated, too_long, timeout, invalid, no_answer "
-                               "or error (README: Item statuses).")
+    status: ItemStatus = Field(description="ok, forced, unparsed, truncated, too_long, timeout, invalid, no_answer, "
+                               "degenerate or error (README: Item statuses).")
     reward: float | None = Field(description="Mean reward over the samples that gave a verdict; null without one.")
     verdict: str | None = Field(description="The majority verdict label; null without one.")
     votes: dict[str, int] = Field(description="Samples per verdict label, plus unparsed/truncated counts.")
@@ -185,6 +218,8 @@ class JudgeInfo(BaseModel):
     response_input: str = Field(description="What of the response the judge is shown: full, final_answer or "
                                 "last_line.")
     sampling: dict[str, float | int]
+    policy: dict[str, str | float] = Field(description="The reward policy: answer, truncated, forced, max_repetition "
+                                           "(README: Reward policy).")
 
 
 class JudgesResponse(BaseModel):

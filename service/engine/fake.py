@@ -18,7 +18,15 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from service.engine.base import Completion, EngineDead, Generation, RequestKind, SamplingSpec, request_kind
+from service.engine.base import (
+    Completion,
+    EngineDead,
+    EngineError,
+    Generation,
+    RequestKind,
+    SamplingSpec,
+    request_kind,
+)
 
 
 class FakeEngine:
@@ -57,6 +65,11 @@ class FakeEngine:
             self.calls.append(list(prompt_token_ids))
             self.specs.append(sampling)
             self.request_ids.append(request_id)
+        if self.max_model_len is not None and len(prompt_token_ids) + sampling.max_tokens > self.max_model_len:
+            # Stricter than vLLM (which refuses only a prompt that leaves no room at all): every request
+            # the scorer sends must fit its prompt and its whole output budget in the context.
+            raise EngineError(f"the prompt's {len(prompt_token_ids)} tokens and max_tokens {sampling.max_tokens} "
+                              f"exceed the model's context of {self.max_model_len} tokens")
         self.running.add(request_id)
         try:
             if self.delay_s:

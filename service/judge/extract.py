@@ -20,8 +20,8 @@ _MARKERS = re.compile(r"(?:Final Answer|Final Answer is|The answer is|Answer|Sol
 _END_TOKENS = ("</s>", "<|im_end|>", "<|endoftext|>")
 
 
-def last_boxed(text: str) -> str | None:
-    """The content of the last non-empty ``\\boxed{...}`` with balanced braces."""
+def last_boxed_span(text: str) -> tuple[int, int] | None:
+    """Where the content of the last non-empty ``\\boxed{...}`` with balanced braces lies (stripped)."""
     found = None
     for m in re.finditer(r"\\boxed\s*\{", text):
         depth, i = 1, m.end()
@@ -29,12 +29,18 @@ def last_boxed(text: str) -> str | None:
             depth += {"{": 1, "}": -1}.get(text[i], 0)
             i += 1
         if depth == 0 and text[m.end():i - 1].strip():
-            found = text[m.end():i - 1].strip()
+            found = _stripped(text, m.end(), i - 1)
     return found
 
 
-def final_answer(text: str) -> str | None:
-    boxed = last_boxed(text)
+def last_boxed(text: str) -> str | None:
+    span = last_boxed_span(text)
+    return None if span is None else text[span[0]:span[1]]
+
+
+def final_answer_span(text: str) -> tuple[int, int] | None:
+    """Where ``final_answer`` finds its answer in ``text`` (start, end), or None."""
+    boxed = last_boxed_span(text)
     if boxed is not None:
         return boxed
     latest = None
@@ -43,10 +49,24 @@ def final_answer(text: str) -> str | None:
             latest = m
     if latest is None:
         return None
-    answer = latest.group(1).strip()
+    start, end = _stripped(text, *latest.span(1))
+    answer = text[start:end]
     for token in _END_TOKENS:
-        answer = answer.removesuffix(token).strip()
-    return answer or None
+        answer = answer.removesuffix(token).rstrip()
+    return (start, start + len(answer)) if answer else None
+
+
+def final_answer(text: str) -> str | None:
+    span = final_answer_span(text)
+    return None if span is None else text[span[0]:span[1]]
+
+
+def _stripped(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def last_line(text: str) -> str | None:

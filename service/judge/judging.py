@@ -118,7 +118,7 @@ class ItemJudge:
         closed = bool(p.think_end) and p.think_end in text
         closing = ("" if closed else (p.think_end or "")) + (p.force_prefix or "")
         closing_ids = self.preparer.closing_ids(p, closed)
-        spec = SamplingSpec(max_tokens=self.preparer.force_overhead(opts), temperature=0.0, choices=p.force_choices)
+        spec = SamplingSpec(max_tokens=self.preparer.choice_room(opts), temperature=0.0, choices=p.force_choices)
         gen, error = await self.generate(ids + token_ids + closing_ids, spec, RequestKind.force)
         if gen is None:
             sample.status, sample.message = ItemStatus.error, f"forcing the verdict failed: {error}"
@@ -158,7 +158,9 @@ def vote(samples: list[Sample], opts: JudgeOptions, usage: Usage) -> Judgment:
                         message=message)
     label_votes = Counter(s.label for s in decided)
     verdict, top = max(label_votes.items(), key=lambda kv: (kv[1], p.reward_for(kv[0])))
-    reward = sum(p.reward_for(s.label) for s in decided) / len(decided)
+    forced_reward = opts.policy.forced  # None: a forced verdict pays its label's reward
+    reward = sum(forced_reward if s.status == ItemStatus.forced and forced_reward is not None
+                 else p.reward_for(s.label) for s in decided) / len(decided)
     status = ItemStatus.forced if any(s.status == ItemStatus.forced for s in decided) else ItemStatus.ok
     message = "the thinking budget ran out; the verdict was forced" if status == ItemStatus.forced else None
     return Judgment(status, reward=reward, verdict=verdict, votes=dict(votes), agreement=top / k, usage=usage,

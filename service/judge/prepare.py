@@ -1,8 +1,8 @@
 """Preparation: from items to prompt token ids, before any engine work.
 
-    clamp the output budgets to the context -> render each item (its field spans encoded in one
-    batch, token-safe) -> cut an over-long response as text and re-render, or decide ``too_long`` /
-    ``invalid`` -> judgment key
+    clamp the output budgets to the context -> the reward policy's checks (no_answer, degenerate;
+    policy.py) -> render each item (its field spans encoded in one batch, token-safe) -> cut an
+    over-long response as text and re-render, or decide ``too_long`` / ``invalid`` -> judgment key
 
 A ``Preparer`` belongs to one engine (its tokenizer and context length) and caches what depends only
 on a profile: the rendered template and the tokens a forced verdict appends.
@@ -16,6 +16,7 @@ from typing import Any
 
 from service.judge.cache import judgment_key
 from service.judge.extract import shown_response
+from service.judge.policy import answer_seen, answer_span, repetition
 from service.judge.profiles import Profile
 from service.judge.prompts import PlainEncoder, PromptRenderer
 from service.judge.types import ItemStatus, JudgeOptions, Judgment, ScoreItem
@@ -80,12 +81,15 @@ class Preparer:
         p = opts.profile
         key = p.source or p.name
         if key not in self._force_overheads:
-            closing = len(self.closing_ids(p, closed=False))
-            # A constrained decoder may spell a choice with any tokens that form it, down to one per byte
-            # (a random or unsure model does): budget the bytes, or the verdict is cut mid-word.
-            longest = max(len(c.encode("utf-8")) for c in p.force_choices)
-            self._force_overheads[key] = closing + longest + 1
+            self._force_overheads[key] = len(self.closing_ids(p, closed=False)) + self.choice_room(opts)
         return self._force_overheads[key]
+
+    @staticmethod
+    def choice_room(opts: JudgeOptions) -> int:
+        """max_tokens of a forced verdict's request: the longest choice. A constrained decoder may spell
+        a choice with any tokens that form it, down to one per byte (a random or unsure model does):
+        budget the bytes, or the verdict is cut mid-word."""
+        return max(len(c.encode("utf-8")) for c in opts.profile.force_choices) + 1
 
     def closing_ids(self, p: Profile, closed: bool) -> list[int]:
         """What a forced verdict appends before the choice: the end-of-thinking marker (unless the judge
@@ -110,8 +114,10 @@ class Preparer:
         return int(opts.profile.sampling.get("answer_tokens", 64)) if opts.forcing else 0
 
     def output_room(self, opts: JudgeOptions) -> int:
-        """Context a judgment needs beyond its prompt (same for every item of a request)."""
-        return self.first_cap(opts) + max(self.answer_room(opts), self.force_overhead(opts))
+        """Context a judgment needs beyond its prompt (same for every item of a request): the first
+        generation, then at worst the answer's continuation *and* a forced verdict after it (a judge
+        that closed its thinking but still gave no verdict in its answer room is forced too)."""
+        return self.first_cap(opts) + self.answer_room(opts) + self.force_overhead(opts)
 
     # -- items -----------------------------------------------------------------------------------
 
@@ -139,6 +145,10 @@ class Preparer:
             if p.reference == "required" and not has_ref:
                 prep.early = Judgment(ItemStatus.invalid, message=f"judge {p.name!r} needs a reference for every item")
                 continue
+            refused = self.refused_by_policy(item, opts)
+            if refused is not None:
+                prep.early = refused
+                continue
             shown = shown_response(p.response_input, item.response)
             if shown is None:
                 prep.early = Judgment(ItemStatus.no_answer, reward=p.no_answer_reward, message=(
@@ -152,6 +162,24 @@ class Preparer:
         for prep, renderer, texts in jobs:
             self._finish(prep, renderer, renderer.assemble([encoded[t] for t in texts]), opts, need)
         return preps
+
+    @staticmethod
+    def refused_by_policy(item: ScoreItem, opts: JudgeOptions) -> Judgment | None:
+        """The reward policy's checks on the response, before any tokenizing: no final answer, or a
+        repetition loop."""
+        policy, p = opts.policy, opts.profile
+        if policy.answer != "none" and answer_span(item.response, policy.answer) is None:
+            return Judgment(ItemStatus.no_answer, reward=p.no_answer_reward, message=(
+                f"the response has no final answer (reward policy answer = {policy.answer!r}: "
+                + ("a \\boxed{} answer or a 'Final Answer:' line" if policy.answer == "final_answer"
+                   else "a \\boxed{} answer, a 'Final Answer:' line or a number") + ")"))
+        if policy.max_repetition:
+            ratio = repetition(item.response)
+            if ratio > policy.max_repetition:
+                return Judgment(ItemStatus.degenerate, message=(
+                    f"the response repeats itself: it compresses {ratio:.0f}x (reward policy max_repetition = "
+                    f"{policy.max_repetition:g})"))
+        return None
 
     def _over_limit(self, item: ScoreItem) -> str | None:
         """Why the item is over the server's text limit (per item: one long response never fails a batch)."""
@@ -183,8 +211,13 @@ class Preparer:
                     f"the prompt is {len(ids)} tokens; with {need} tokens for the judge's output it exceeds "
                     f"the model's context of {self.max_model_len} tokens"))
             else:
-                ids, prep.response = fitted
+                ids, response, kept = fitted
                 prep.truncated_input = True
+                if opts.policy.truncated == "answer_seen" and not answer_seen(prep.response, kept, opts.policy):
+                    prep.early = Judgment(ItemStatus.too_long, truncated_input=True, message=(
+                        "the response was cut to fit the model's context and its final answer was cut with it "
+                        "(reward policy truncated = 'answer_seen': the judge must see the final answer)"))
+                prep.response = response
         if opts.return_prompt:
             prep.prompt = renderer.fill(item.question, prep.response, item.reference)
         if prep.early is not None:
@@ -192,13 +225,14 @@ class Preparer:
         prep.ids = ids
         prep.key = judgment_key(p.source or p.name, self.model_name, opts.samples, opts.temperature, opts.top_p,
                                 opts.max_tokens, opts.max_thinking_tokens if opts.forcing else None, opts.seed,
-                                opts.return_reasoning, item.question, item.response,
+                                opts.return_reasoning, opts.policy.forced, item.question, item.response,
                                 item.reference if p.reference != "unused" else None)
 
     def _truncated(self, renderer: PromptRenderer, prep: Prepared, prompt_len: int, need: int, mode: str
-                   ) -> tuple[list[int], str] | None:
+                   ) -> tuple[list[int], str, list[tuple[int, int]]] | None:
         """The prompt with the response cut (as text, at token boundaries, before the one encode) so
-        that it fits, and the cut response; None when too little of the response would remain."""
+        that it fits, the cut response and the character ranges of the original it kept; None when
+        too little of the response would remain."""
         item = prep.item
         limit = self.max_model_len - need
         ends = self.encoder.char_ends(prep.response)
@@ -211,9 +245,20 @@ class Preparer:
             response = cut_text(prep.response, ends, keep, mode)
             ids = renderer.render(item.question, response, item.reference)
             if len(ids) <= limit:
-                return ids, response
+                return ids, response, kept_ranges(len(prep.response), ends, keep, mode)
             over += len(ids) - limit
         return None
+
+
+def kept_ranges(length: int, ends: list[int], keep: int, mode: str) -> list[tuple[int, int]]:
+    """The character ranges of the text that ``cut_text`` keeps (same arguments)."""
+    n = len(ends)
+    if mode == "head":
+        return [(0, ends[keep - 1])]
+    if mode == "tail":
+        return [(ends[n - keep - 1], length)]
+    head = keep // 2
+    return [(0, ends[head - 1]), (ends[n - (keep - head) - 1], length)]
 
 
 def cut_text(text: str, ends: list[int], keep: int, mode: str) -> str:

@@ -29,6 +29,8 @@ in the code. Fields (see the shipped files for examples):
   ``full`` (default), ``final_answer`` (the last ``\\boxed{...}``, else the last ``Final Answer:``-style
   line) or ``last_line`` (the last non-empty line). A response with nothing to show gets status
   ``no_answer`` without an engine call, and the reward ``[input] no_answer_reward`` (default: none).
+- ``[policy]``: the reward policy (``service/judge/policy.py``): ``answer`` (the answer-presence
+  check), ``max_repetition``, ``truncated`` and ``forced``; a request may override each.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.judge.policy import RewardPolicy
 from service.judge.verdict import parse_verdict
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "judges"
@@ -70,6 +73,7 @@ class Profile:
     score_range: tuple[float, float] | None = None  # a numeric judge's [min, max]; rewards are then unused
     response_input: str = "full"
     no_answer_reward: float | None = None
+    policy: RewardPolicy = field(default_factory=RewardPolicy)
 
     @property
     def can_force(self) -> bool:
@@ -116,6 +120,7 @@ class Profile:
             "can_force_verdict": self.can_force,
             "truncate": self.truncate,
             "response_input": self.response_input,
+            "policy": self.policy.describe(),
             "sampling": dict(self.sampling),
         }
 
@@ -175,6 +180,7 @@ def parse_profile(name: str, path: Path) -> Profile:
             score_range=None if score is None else (float(score["min"]), float(score["max"])),
             response_input=inputs.get("response", "full"),
             no_answer_reward=None if inputs.get("no_answer_reward") is None else float(inputs["no_answer_reward"]),
+            policy=RewardPolicy.parse(dict(data.get("policy", {}))),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ProfileError(f"judge profile {path}: {exc}") from exc

@@ -73,14 +73,18 @@ class Scorer:
                            ) -> list[ItemResult]:
         if self.verifier is None:
             raise EngineError("rule-based verification is not enabled on this server")
-        checked = [i for i, item in enumerate(items) if item.reference not in (None, "")]
+        # The reward policy holds in every mode: a junk response is refused before any check.
+        refused = {i: j for i, item in enumerate(items) if (j := self.preparer.refused_by_policy(item, opts))}
+        checked = [i for i, item in enumerate(items) if item.reference not in (None, "") and i not in refused]
         outcomes: dict[int, VerifyOutcome] = dict(zip(checked, await asyncio.gather(
             *(self.verifier.check(items[i].reference, items[i].response) for i in checked)), strict=True))
         results: list[ItemResult | None] = [None] * len(items)
         to_judge: list[int] = []
         for i, item in enumerate(items):
             outcome = outcomes.get(i)
-            if opts.mode == "verify" or (opts.mode == "hybrid" and outcome is not None and outcome.conclusive):
+            if i in refused:
+                results[i] = ItemResult(i, item.id, refused[i])
+            elif opts.mode == "verify" or (opts.mode == "hybrid" and outcome is not None and outcome.conclusive):
                 results[i] = ItemResult(i, item.id, verified(outcome))
             else:
                 to_judge.append(i)

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from service.judge.policy import RewardPolicy
 from service.judge.profiles import Profile
 from service.judge.verifier import VerifyOutcome
 
@@ -25,7 +26,8 @@ class ItemStatus(StrEnum):
     too_long = "too_long"  # the prompt does not fit the model's context (no engine call was made)
     timeout = "timeout"  # not judged by the request's deadline; its engine work was aborted
     invalid = "invalid"  # the item cannot be judged as given (e.g. the profile needs a reference)
-    no_answer = "no_answer"  # the judge is shown only the response's final answer, and it has none (no engine call)
+    no_answer = "no_answer"  # the response has no final answer the profile can find (no engine call)
+    degenerate = "degenerate"  # the response is a repetition loop (reward policy max_repetition; no engine call)
     error = "error"  # the engine failed this item; retrying it may succeed
 
 
@@ -55,6 +57,7 @@ class JudgeOptions:
     return_prompt: bool = False  # the judge's prompt as chat messages (an output option: not in the cache key)
     cache: bool | None = None  # None: on for greedy sampling, off otherwise
     mode: str = "judge"  # judge | verify | hybrid | both (rule-based verification against the reference)
+    policy: RewardPolicy = field(default_factory=RewardPolicy)  # the profile's, with the request's overrides
 
     @classmethod
     def from_profile(cls, profile: Profile, **overrides) -> JudgeOptions:
@@ -65,6 +68,7 @@ class JudgeOptions:
             top_p=float(s.get("top_p", 1.0)),
             max_tokens=int(s.get("max_tokens", 1024)),
             max_thinking_tokens=int(s["max_thinking_tokens"]) if "max_thinking_tokens" in s else None,
+            policy=profile.policy,
         )
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(profile=profile, **base)

@@ -3,7 +3,7 @@
 import pytest
 
 from service.engine.fake import FakeEngine
-from tests.helpers import make_client, perfect_nano_judge
+from tests.helpers import make_client, perfect_nano_judge, working
 
 
 def test_score_returns_one_result_per_item_in_order(engine):
@@ -32,7 +32,7 @@ def test_unparsed_and_forced_statuses(nano_tokenizer):
     engine = FakeEngine(nano_tokenizer, reply, max_model_len=1024)
     with make_client(engine) as client:
         results = client.post("/score", json={"items": [
-            {"question": "q1", "response": "r"}, {"question": "q2", "response": "r"}]}).json()["results"]
+            {"question": "q1", "response": "r = 3"}, {"question": "q2", "response": "r = 3"}]}).json()["results"]
     assert [(r["status"], r["reward"], r["verdict"]) for r in results] == [
         ("unparsed", None, None), ("forced", 1.0, "correct")]
     assert all(r["message"] for r in results)
@@ -41,7 +41,7 @@ def test_unparsed_and_forced_statuses(nano_tokenizer):
 def test_overlong_response_is_shortened_and_says_so(engine):
     with make_client(engine) as client:
         results = client.post("/score", json={"items": [
-            {"question": "What is 1 + 1?", "response": "2" * 2000 + " = 2."},
+            {"question": "What is 1 + 1?", "response": working(150) + "\nSo 1 + 1 = 2."},
             {"question": "What is 1 + 1?", "response": "2."}],
         }).json()["results"]
     assert results[0]["truncated_input"] is True and results[0]["status"] == "ok"

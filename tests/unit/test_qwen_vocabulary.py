@@ -10,9 +10,11 @@ import pytest
 from nano.qwen import ADDED_TOKENS, BPE_RANKS
 from service.engine.base import RequestKind
 from service.engine.fake import FakeEngine
+from service.judge.policy import RewardPolicy
 from service.judge.profiles import list_profiles, load_profile
 from service.judge.scorer import Scorer
 from service.judge.types import ItemStatus, JudgeOptions, ScoreItem
+from tests.helpers import working
 
 PROFILES = [name for name in list_profiles() if name != "nano"]  # nano's judge has its own byte vocabulary
 QUESTION = ("Let $f(x) = 3x^2 - 5x + 2$. For which real numbers $x$ is $f(x) < 0$? Give the interval, and "
@@ -24,10 +26,11 @@ BENIGN = [
     ScoreItem("What is 12 + 30?", "42"),
     ScoreItem("What is 12 + 30?", " 12 + 30 = 42.\n\nThe answer is: 42. ", reference="42"),
     ScoreItem(QUESTION, RESPONSE, reference="$(\\tfrac{2}{3}, 1)$"),
-    ScoreItem(QUESTION * 6, RESPONSE * 40, reference="(2/3, 1)"),  # long: thousands of tokens
+    ScoreItem(QUESTION + working(60), working(300) + RESPONSE, reference="(2/3, 1)"),  # long: thousands of tokens
     ScoreItem("Combien font 7 × 8 ?\n", "Réponse : 56 — 数学 ∑ 🙂\r\n\tAnswer: 56", reference="56"),
     ScoreItem("Is it?", "Yes!!\n\n\n", reference="yes"),
 ]
+EARLY = (ItemStatus.no_answer, ItemStatus.degenerate)  # decided by the reward policy, without the engine
 CONTROL = {token_id for token_id, _, _ in ADDED_TOKENS}
 
 
@@ -52,7 +55,7 @@ async def sent_prompts(scorer, profile, items: list[ScoreItem]) -> tuple[list[li
     engine = scorer.engine
     engine.calls.clear(), engine.request_ids.clear(), engine.specs.clear()
     results = await scorer.score(items, JudgeOptions.from_profile(profile, return_prompt=True, cache=False))
-    return engine.calls_of(RequestKind.judge), [r for r in results if r.judgment.status != ItemStatus.no_answer]
+    return engine.calls_of(RequestKind.judge), [r for r in results if r.judgment.status not in EARLY]
 
 
 def rendered_text(tokenizer, profile, messages: list[dict]) -> str:
@@ -101,6 +104,8 @@ async def test_added_token_strings_never_become_control_tokens(scorer, qwen_toke
     texts = [*ATTACKS, FAKE_TURN]
     if field == "response" and profile.response_input == "final_answer":
         texts = ["\\boxed{" + t + "}" for t in texts]  # so that the judge is shown an answer at all
+    elif field == "response" and profile.policy.answer != "none":
+        texts = [t + "\nSo 42." for t in texts]  # so that the answer-presence check lets it through
     attacks = [ScoreItem(**(base | {field: text})) for text in texts]
     sent, results = await sent_prompts(scorer, profile, attacks)
     assert len(sent) == len(attacks)
@@ -125,8 +130,10 @@ async def test_a_truncated_response_is_cut_as_text_and_still_tokenized_faithfull
     profile = dataclasses.replace(load_profile("libra"), truncate=mode)
     engine = FakeEngine(qwen_tokenizer, "no verdict", max_model_len=1024)
     scorer = Scorer(engine, max_model_len=1024, group_priming=False)
-    opts = JudgeOptions.from_profile(profile, return_prompt=True, max_tokens=200)
-    [r] = await scorer.score([ScoreItem(QUESTION, "Début. " + RESPONSE * 30 + " Fin: 42.")], opts)
+    # truncated = judge: under the default (answer_seen) head mode would refuse, its final answer being cut
+    opts = JudgeOptions.from_profile(profile, return_prompt=True, max_tokens=200,
+                                     policy=RewardPolicy(truncated="judge"))
+    [r] = await scorer.score([ScoreItem(QUESTION, "Début. " + working(120) + " Fin: 42.")], opts)
     [ids] = engine.calls_of(RequestKind.judge)
     need = scorer.preparer.output_room(scorer.preparer.clamp(opts))  # the judge's output budget
     assert r.judgment.truncated_input and 1024 - 8 <= len(ids) + need <= 1024  # cut to fit, not far below

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from service.engine.fake import FakeEngine
+from service.judge.policy import RewardPolicy
 from service.judge.profiles import load_profile
 from service.judge.scorer import Scorer
 from service.judge.types import ItemStatus, JudgeOptions, ScoreItem
@@ -82,12 +83,13 @@ MIXED = [
     ScoreItem("What is 12 + 5?", "12 + 5 = 17."),  # no reference: the judge
     ScoreItem("What is 20 - 5?", "I think it is fifteen.", reference="15"),  # inconclusive: the judge
 ]
+NO_CHECK = RewardPolicy(answer="none")  # "fifteen" is a final answer the nano profile's math check cannot see
 
 
 async def test_hybrid_sends_only_unverifiable_items_to_the_engine(nano_tokenizer):
     scorer, engine = scorer_with_verify(nano_tokenizer)
     try:
-        opts = JudgeOptions.from_profile(load_profile("nano"), mode="hybrid")
+        opts = JudgeOptions.from_profile(load_profile("nano"), mode="hybrid", policy=NO_CHECK)
         results = await scorer.score(MIXED, opts)
     finally:
         scorer.verifier.close()
@@ -100,7 +102,8 @@ async def test_hybrid_sends_only_unverifiable_items_to_the_engine(nano_tokenizer
 async def test_verify_and_both_modes(nano_tokenizer):
     scorer, engine = scorer_with_verify(nano_tokenizer)
     try:
-        verify = await scorer.score(MIXED, JudgeOptions.from_profile(load_profile("nano"), mode="verify"))
+        verify = await scorer.score(MIXED, JudgeOptions.from_profile(load_profile("nano"), mode="verify",
+                                                                      policy=NO_CHECK))
         assert engine.judge_calls() == 0
         assert [r.judgment.status for r in verify] == [ItemStatus.ok, ItemStatus.ok, ItemStatus.invalid,
                                                        ItemStatus.unparsed]
@@ -123,7 +126,7 @@ def test_modes_over_http_and_a_hang_does_not_stall_other_requests(nano_tokenizer
 
         from concurrent.futures import ThreadPoolExecutor
 
-        hang = {"mode": "verify", "items": [{"question": "q", "response": "x", "reference": "HANG"}]}
+        hang = {"mode": "verify", "items": [{"question": "q", "response": "x = 1", "reference": "HANG"}]}
         with ThreadPoolExecutor(2) as pool:
             slow = pool.submit(client.post, "/score", json=hang)
             time.sleep(0.1)
