@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Send
 
 from service.engine.base import EngineDead
@@ -91,14 +92,30 @@ async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     return error_response(ErrorCode.invalid_request, "; ".join(messages) + more, param or None)
 
 
-async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    headers = dict(exc.headers or {})
     if exc.status_code == 400:  # FastAPI could not decode the body (e.g. invalid UTF-8)
-        return error_response(ErrorCode.invalid_json, f"request body is not valid UTF-8 JSON ({exc.detail})")
+        return error_response(ErrorCode.invalid_json, f"request body is not valid UTF-8 JSON ({exc.detail})",
+                              headers=headers)
+    if exc.status_code == 405:
+        # RFC 9110: a 405 lists the methods the resource does support.
+        headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
     code = {404: ErrorCode.not_found, 405: ErrorCode.method_not_allowed}.get(exc.status_code)
     if code is None:
         body = {"error": {"code": "http_error", "message": str(exc.detail), "param": None}}
-        return JSONResponse(body, status_code=exc.status_code)
-    return error_response(code, str(exc.detail))
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
+    return error_response(code, str(exc.detail), headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this request's path, sorted: the 405's ``Allow`` header.
+    (Starlette names only the first route whose path matched, in set order.)"""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 async def _api(_: Request, exc: ApiError) -> JSONResponse:

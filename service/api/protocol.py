@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, WithJsonSchema, field_validator
 
 from service.judge.policy import RewardPolicy
 from service.judge.profiles import Profile
@@ -31,8 +31,9 @@ def scalar_text(value: Any) -> Any:
     raise ValueError(f"expected a string, number, boolean or null, not {type(value).__name__}")
 
 
-# A reference answer or label: any JSON scalar, as text (scalar_text).
-ScalarText = Annotated[str | None, BeforeValidator(scalar_text)]
+# A reference answer or label: any JSON scalar, as text (scalar_text); the schema says what is accepted.
+ScalarText = Annotated[str | None, BeforeValidator(scalar_text),
+                       WithJsonSchema({"type": ["string", "number", "boolean", "null"]})]
 
 
 class ScoreItemIn(BaseModel):
@@ -56,10 +57,10 @@ class PolicyIn(BaseModel):
     truncated: Literal["answer_seen", "judge"] | None = Field(
         None, description="answer_seen: a response cut to fit the context is judged only if its final answer "
         "is in the part the judge sees (else too_long); judge: judge whatever is left.")
-    forced: float | Literal["verdict"] | None = Field(
+    forced: StrictFloat | Literal["verdict"] | None = Field(
         None, description="Reward of a verdict forced past the thinking budget: 'verdict' (its label's reward) "
         "or a number.")
-    max_repetition: float | None = Field(
+    max_repetition: StrictFloat | None = Field(
         None, ge=0, description="A response (256+ characters) compressing more than this many times is "
         "degenerate (a repetition loop) and gets no reward; 0 turns the check off.")
 

