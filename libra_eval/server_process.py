@@ -41,6 +41,15 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self._log = None
 
+    @classmethod
+    def attached(cls, url: str) -> ServerProcess:
+        """A server someone else started and stops (``url`` like ``http://127.0.0.1:8000``): the same
+        ``url``/``url_for``/``client``, no process of ours."""
+        server = cls()
+        server.url = url.rstrip("/")
+        server.port = int(server.url.rsplit(":", 1)[1])
+        return server
+
     def url_for(self, *parts: str) -> str:
         """``url_for("slime", "reward")`` -> ``http://127.0.0.1:PORT/slime/reward``."""
         return "/".join([self.url, *(p.strip("/") for p in parts)])

@@ -7,9 +7,27 @@ seeded random Qwen3 model; what is Qwen's and what is ours: ``nano/qwen.py``), b
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from nano.tokenizer import build_tokenizer
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """``libra-serve serve`` with the bundled nano judge on the real vLLM engine, once per session, for
+    the integration and contract tests. ``LIBRA_TEST_URL`` points them at a server already running
+    (started with the same flags) instead, to iterate on tests without waiting for an engine."""
+    from libra_eval.server_process import ServerProcess
+
+    if os.environ.get("LIBRA_TEST_URL"):
+        yield ServerProcess.attached(os.environ["LIBRA_TEST_URL"])
+        return
+    log = tmp_path_factory.mktemp("server") / "libra-serve.log"
+    # Engine flags pass straight through to vLLM.
+    with ServerProcess(["--max-num-seqs", "128", "--max-model-len", "1024"], log_path=log) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

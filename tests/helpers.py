@@ -59,3 +59,39 @@ def working(n_steps: int, seed: int = 0) -> str:
         a, b = rng.randrange(10, 10_000), rng.randrange(10, 10_000)
         lines.append(f"Step {i + 1}: {a} + {b} = {a + b}, carried over to step {i + 2}.")
     return "\n".join(lines)
+
+
+class AppServer:
+    """The real app served over a real socket by uvicorn in a thread (for clients that open their own
+    connections, such as the trainers' requests and aiohttp code), on a FakeEngine: for paths that
+    need a server state on cue (a full admission budget, draining), which the live engine cannot give."""
+
+    def __init__(self, app):
+        import threading
+
+        import uvicorn
+
+        from libra_eval.server_process import free_port
+
+        self.app = app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def url_for(self, *parts: str) -> str:
+        return "/".join([self.url, *(p.strip("/") for p in parts)])
+
+    def __enter__(self) -> AppServer:
+        import time
+
+        self._thread.start()
+        for _ in range(200):
+            if self._server.started:
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("the in-process server did not start")
+
+    def __exit__(self, *exc) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)

@@ -8,6 +8,7 @@
 - ``libra_client.verl``: verl's ``custom_reward_function`` (``compute_score`` and batch/async forms).
 - ``libra_client.trl``: a TRL ``GRPOTrainer`` reward function.
 - ``libra_client.env``: clients configured from ``LIBRA_URL``, ``LIBRA_API_KEY``, ``LIBRA_JUDGE``.
+- ``libra_client.messages``: what the judge is shown of chat messages (content parts, tool calls).
 
 It imports nothing of the server: install it alone in a trainer's environment
 (``pip install ./client``, distribution ``libra-serve-client``).

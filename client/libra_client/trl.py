@@ -3,34 +3,51 @@
     from libra_client.trl import libra_reward
     trainer = GRPOTrainer(..., reward_funcs=[libra_reward])
 
-TRL calls it with ``prompts`` and ``completions`` (strings, or chat message lists for
-conversational datasets) plus the dataset's other columns as keyword arguments; a column named
-``reference``, ``answer``, ``solution`` or ``ground_truth`` becomes each item's reference. Items
-the judge could not score come back as ``None``, which TRL treats as a missing reward.
+TRL calls it with ``prompts``, ``completions`` and ``completion_ids`` (keyword arguments) plus every
+other dataset column, and, since TRL 1.0, ``log_extra`` and ``log_metric``. Prompts and completions are
+strings, or chat messages for conversational data (``libra_client.messages``: content parts become
+text, a tool-calling completion is judged whole). A column named ``reference``, ``answer``, ``solution``
+or ``ground_truth`` becomes each item's reference. Items the judge could not score come back as
+``None``, which TRL treats as a missing reward. With ``log_extra`` the completions table gains each
+item's ``judge_status`` and ``judge_verdict``; with ``log_metric`` the step logs ``libra/failed`` and
+``libra/forced`` (shares of the batch).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from libra_client.env import async_client
+from libra_client.messages import question_of, response_of
 
 REFERENCE_COLUMNS = ("reference", "answer", "solution", "ground_truth")
 
 
-def _text(value: Any, role: str | None = None) -> str:
-    if isinstance(value, str):
-        return value
-    messages = [m for m in value if role is None or m.get("role") == role] or list(value)
-    return str(messages[-1].get("content", "")) if messages else ""
+def _reference(value: Any) -> Any:
+    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
 
 
-async def libra_reward(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
+async def libra_reward(prompts: list[Any], completions: list[Any], log_extra: Callable | None = None,
+                       log_metric: Callable | None = None, **kwargs: Any) -> list[float | None]:
     refs = next((kwargs[c] for c in REFERENCE_COLUMNS if kwargs.get(c) is not None), None)
-    items = [{"question": _text(p, "user"), "response": _text(c, "assistant"),
-              "reference": None if refs is None or refs[i] is None else str(refs[i])}
+    items = [{"question": question_of(p), "response": response_of(c),
+              "reference": None if refs is None else _reference(refs[i])}
              for i, (p, c) in enumerate(zip(prompts, completions, strict=True))]
     client, options = async_client()
     async with client:
         results = await client.score(items, **options)
+    if log_extra is not None:
+        log_extra("judge_status", [r.status for r in results])
+        log_extra("judge_verdict", [r.verdict or "" for r in results])
+    if log_metric is not None and results:
+        log_metric("libra/failed", sum(r.reward is None for r in results) / len(results))
+        log_metric("libra/forced", sum(r.status == "forced" for r in results) / len(results))
     return [r.reward for r in results]
+
+
+def libra_reward_sync(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
+    """The same, for TRL before 0.27 (which calls reward functions synchronously)."""
+    import asyncio
+
+    return asyncio.run(libra_reward(prompts, completions, **kwargs))

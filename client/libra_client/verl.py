@@ -1,51 +1,91 @@
-"""verl ``custom_reward_function``: ``compute_score`` and its batched form call Libra Serve.
+"""verl ``custom_reward_function``: ``compute_score`` and its batched and async forms call Libra Serve.
 
-verl passes the decoded response (``solution_str``), the dataset's ``ground_truth`` and
-``extra_info``; a judge also needs the question, which verl data preparation usually keeps in
-``extra_info["question"]`` (``extra_info["prompt"]`` is read too). ``ground_truth`` is sent as the
-reference: profiles that take one use it, hybrid/verify modes check against it (``LIBRA_MODE``).
-Items the judge could not score get ``LIBRA_FAILURE_REWARD`` (default 0.0).
+    custom_reward_function.path=pkg://libra_client.verl custom_reward_function.name=compute_score_batch
+
+verl calls ``compute_score(data_source=, solution_str=, ground_truth=, extra_info=)`` with keyword
+arguments (the batch manager: the same names in the plural, as lists). A judge also needs the question:
+it is looked up in ``extra_info`` under ``LIBRA_QUESTION_KEY`` if set, else ``question`` (verl's GSM8K
+preprocessing), ``problem``, ``prompt`` or ``raw_prompt`` (a string or chat messages). verl's MATH
+preprocessing keeps none of them: then the item is sent without one, the server answers ``invalid``, and
+a warning says so once per process (the fix is one line in the preprocessing: docs/integrations.md).
+``ground_truth`` is the reference (any scalar). Items the judge could not score get
+``LIBRA_FAILURE_REWARD`` (default 0.0).
+
+Each sample's result is verl's dict form: ``score`` plus ``judge_status`` and ``judge_verdict`` (text)
+and ``judge_forced`` / ``judge_failed`` (0.0 or 1.0), the same keys for every sample, so they land in
+``reward_extra_info`` (verl skips text values when it averages). ``LIBRA_VERL_RETURN=float`` returns
+the bare score instead.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from typing import Any
 
 from libra_client.env import async_client, sync_client
+from libra_client.messages import question_of
+
+QUESTION_KEYS = ("question", "problem", "prompt", "raw_prompt")
+log = logging.getLogger(__name__)
+_warned_no_question = False
+
+
+def _question(extra_info: dict | None) -> str:
+    global _warned_no_question
+    info = extra_info or {}
+    key = os.environ.get("LIBRA_QUESTION_KEY")
+    for name in (key,) if key else QUESTION_KEYS:
+        value = info.get(name)
+        if isinstance(value, str | list | tuple) and value:
+            return question_of(value)
+    if not _warned_no_question:
+        _warned_no_question = True
+        message = (f"libra_client.verl: no question in extra_info (looked for {key or ', '.join(QUESTION_KEYS)}; "
+                   f"it has {sorted(info)}). The judge cannot judge an answer without its question: these items "
+                   "come back 'invalid' with the failure reward. Add extra_info['question'] in your data "
+                   "preprocessing (verl's MATH example keeps none) or set LIBRA_QUESTION_KEY.")
+        log.warning(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return ""
 
 
 def _item(solution_str: str, ground_truth: Any, extra_info: dict | None) -> dict:
-    info = extra_info or {}
-    question = info.get("question") or info.get("prompt") or ""
-    ref = None if ground_truth is None else str(ground_truth)
-    return {"question": str(question), "response": solution_str, "reference": ref}
+    scalar = ground_truth is None or isinstance(ground_truth, str | int | float | bool)
+    ref = ground_truth if scalar else str(ground_truth)  # the server turns a scalar into text
+    return {"question": _question(extra_info), "response": solution_str, "reference": ref}
 
 
-def _reward(result) -> float:
-    return result.reward if result.reward is not None else float(os.environ.get("LIBRA_FAILURE_REWARD", "0"))
+def _result(result) -> dict[str, Any] | float:
+    failure = float(os.environ.get("LIBRA_FAILURE_REWARD", "0"))
+    score = result.reward if result.reward is not None else failure
+    if os.environ.get("LIBRA_VERL_RETURN", "dict") == "float":
+        return score
+    return {"score": score, "judge_status": result.status, "judge_verdict": result.verdict or "",
+            "judge_forced": float(result.status == "forced"), "judge_failed": float(result.reward is None)}
 
 
 def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,
-                  **kwargs: Any) -> float:
-    """One sample (verl's NaiveRewardManager calls this per item)."""
+                  **kwargs: Any) -> dict[str, Any] | float:
+    """One sample (verl's naive and reward-loop managers call this per item)."""
     client, options = sync_client()
     [result] = client.score([_item(solution_str, ground_truth, extra_info)], **options)
-    return _reward(result)
+    return _result(result)
 
 
 def compute_score_batch(data_sources: list[str], solution_strs: list[str], ground_truths: list[Any],
-                        extra_infos: list[dict | None], **kwargs: Any) -> list[float]:
-    """The whole batch in one call (verl's BatchRewardManager)."""
+                        extra_infos: list[dict | None], **kwargs: Any) -> list[dict[str, Any] | float]:
+    """The whole batch in one call (verl's BatchRewardManager): much faster than one call per sample."""
     client, options = sync_client()
     items = [_item(s, g, e) for s, g, e in zip(solution_strs, ground_truths, extra_infos, strict=True)]
-    return [_reward(r) for r in client.score(items, **options)]
+    return [_result(r) for r in client.score(items, **options)]
 
 
 async def compute_score_async(data_source: str, solution_str: str, ground_truth: Any,
-                              extra_info: dict | None = None, **kwargs: Any) -> float:
-    """Async per-sample form, for reward loops that await their score function."""
+                              extra_info: dict | None = None, **kwargs: Any) -> dict[str, Any] | float:
+    """Async per-sample form, for verl's reward loop (it awaits an async compute_score)."""
     client, options = async_client()
     async with client:
         [result] = await client.score([_item(solution_str, ground_truth, extra_info)], **options)
-    return _reward(result)
+    return _result(result)

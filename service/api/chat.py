@@ -70,7 +70,23 @@ def split_query(query: str, prompt: str | None, extra_special: tuple[str, ...] =
     return question_from_prompt(templated), strip_trailing_special(response, extra_special)
 
 
+def content_text(content: Any) -> str:
+    """A message's content as the judge reads it: a string as is; a list of parts (multimodal) as its
+    text parts, each other part marked by its type (``[image]``, ``[audio]``), never a Python repr."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    parts = [content] if isinstance(content, Mapping) else content
+    texts = []
+    for part in parts:
+        if isinstance(part, Mapping):
+            kind = str(part.get("type", "text"))
+            texts.append(str(part["text"]) if kind == "text" and "text" in part else f"[{kind.removesuffix('_url')}]")
+        else:
+            texts.append(str(part))
+    return "\n".join(texts)
+
+
 def question_from_messages(messages: Sequence[Mapping[str, Any]]) -> str:
-    """The last user message's content (the last message's, when no message is from the user)."""
+    """The last user message's text (the last message's, when no message is from the user)."""
     users = [m.get("content", "") for m in messages if m.get("role") == "user"]
-    return str(users[-1] if users else (messages[-1].get("content", "") if messages else ""))
+    return content_text(users[-1] if users else (messages[-1].get("content", "") if messages else ""))

@@ -1,7 +1,7 @@
 """Real services for the session: ``libra-serve`` as a child process on the real vLLM CPU engine.
 
-``live_server`` runs the bundled nano judge and is shared by every integration test (the engine
-starts once). ``random_judge_server`` runs a random-weight model with the nano tokenizer, for the
+``live_server`` (tests/conftest.py: the contract tests share it) runs the bundled nano judge; the engine
+starts once per session. ``random_judge_server`` runs a random-weight model with the nano tokenizer, for the
 paths where a judge that never gives a verdict on its own is the point (forced verdicts).
 """
 
@@ -10,14 +10,6 @@ from __future__ import annotations
 import pytest
 
 from libra_eval.server_process import ServerProcess
-
-
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("server") / "libra-serve.log"
-    # Engine flags pass straight through to vLLM.
-    with ServerProcess(["--max-num-seqs", "128", "--max-model-len", "1024"], log_path=log) as server:
-        yield server
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 from libra_client import LibraClient
 from libra_eval.server_process import ServerProcess
 from nano import world
-from tests.helpers import scrape
+from tests.helpers import scrape, working
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,7 @@ def test_slime_reward_both_forms(live_server):
 
 
 def test_slime_failure_maps_to_failure_reward(live_server):
-    sample = {"prompt": [{"role": "user", "content": "What is 1 + 1?"}], "response": "2" * 5000}
+    sample = {"prompt": [{"role": "user", "content": "What is 1 + 1?"}], "response": working(200)}
     body = httpx.post(live_server.url + "/slime/reward?judge=libra", json=sample, timeout=120).json()
     assert body["failed"] is True and body["reward"] == 0.0 and body["status"] == "too_long"
 
@@ -71,11 +71,13 @@ def test_verl_and_trl_adapters(live_server, monkeypatch):
     from libra_client import trl, verl
 
     monkeypatch.setenv("LIBRA_URL", live_server.url)
-    assert verl.compute_score("nano", "347 + 58 = 405.", "405", {"question": "What is 347 + 58?"}) == 1.0
-    assert verl.compute_score_batch(["nano"] * 2, ["56 + 71 = 127.", "56 + 71 = 137."], ["127", "127"],
-                                    [{"question": "What is 56 + 71?"}] * 2) == [1.0, 0.0]
+    assert verl.compute_score("nano", "347 + 58 = 405.", "405", {"question": "What is 347 + 58?"}) == {
+        "score": 1.0, "judge_status": "ok", "judge_verdict": "correct", "judge_forced": 0.0, "judge_failed": 0.0}
+    assert [r["score"] for r in verl.compute_score_batch(
+        ["nano"] * 2, ["56 + 71 = 127.", "56 + 71 = 137."], ["127", "127"],
+        [{"question": "What is 56 + 71?"}] * 2)] == [1.0, 0.0]
     assert asyncio.run(verl.compute_score_async("nano", "The answer is 866.", "876",
-                                                {"prompt": "Compute 903 - 27."})) == 0.0
+                                                {"prompt": "Compute 903 - 27."}))["score"] == 0.0
     rewards = asyncio.run(trl.libra_reward(
         prompts=[[{"role": "user", "content": "What is 347 + 58?"}]] * 2,
         completions=[[{"role": "assistant", "content": "347 + 58 = 405."}],
