@@ -29,6 +29,41 @@ def _ratio(num: int, den: int) -> float:
     return num / den if den else 0.0
 
 
+def roc_auc(scores: list[float], labels: list[int]) -> float | None:
+    """Area under the ROC curve: the chance a correct item outscores an incorrect one (ties count half)."""
+    pos = [s for s, y in zip(scores, labels, strict=True) if y == 1]
+    neg = [s for s, y in zip(scores, labels, strict=True) if y == 0]
+    if not pos or not neg:
+        return None
+    ranked = sorted((s, y) for s, y in zip(scores, labels, strict=True))
+    rank_sum, i = 0.0, 0
+    while i < len(ranked):  # average ranks over ties
+        j = i
+        while j < len(ranked) and ranked[j][0] == ranked[i][0]:
+            j += 1
+        mean_rank = (i + 1 + j) / 2
+        rank_sum += mean_rank * sum(y for _, y in ranked[i:j])
+        i = j
+    return (rank_sum - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+
+
+def calibration(scores: list[float], labels: list[int], bins: int = 10) -> dict[str, Any]:
+    """Expected calibration error over equal-width bins of the predicted probability, with each bin's
+    mean prediction, observed rate and count (the reliability diagram's points)."""
+    table = []
+    ece = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = [(s, y) for s, y in zip(scores, labels, strict=True) if lo <= s < hi or (b == bins - 1 and s == 1.0)]
+        if not members:
+            continue
+        conf = sum(s for s, _ in members) / len(members)
+        rate = sum(y for _, y in members) / len(members)
+        ece += len(members) / len(scores) * abs(conf - rate)
+        table.append({"bin": [lo, hi], "mean_prob": conf, "observed": rate, "n": len(members)})
+    return {"ece": ece, "bins": table}
+
+
 def bench_metrics(records: Iterable[Mapping[str, Any]], threshold: float = 0.5) -> dict[str, Any]:
     """Every figure of the report from records with ``label``, ``reward``, ``status``, ``subset``,
     ``model`` and ``usage`` (prompt_tokens, completion_tokens)."""
@@ -85,4 +120,14 @@ def bench_metrics(records: Iterable[Mapping[str, Any]], threshold: float = 0.5) 
         "prompt_tokens_per_item": prompt_tokens / n,
         "completion_tokens_per_item": completion_tokens / n,
         "threshold": threshold,
+        **_probability_metrics(records),
     }
+
+
+def _probability_metrics(records: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """ROC AUC and calibration of verdict_prob, when the results carry it."""
+    scored = [(r["verdict_prob"], r["label"]) for r in records if r.get("verdict_prob") is not None]
+    if not scored:
+        return {}
+    scores, labels = [s for s, _ in scored], [y for _, y in scored]
+    return {"prob_items": len(scored), "roc_auc": roc_auc(scores, labels), "calibration": calibration(scores, labels)}

@@ -26,7 +26,8 @@ def record(job: Job, r: ScoredItem, threshold: float) -> dict[str, Any]:
     raw = r.raw
     pred = prediction(r.reward, threshold)
     return {"key": job.key, **job.meta, "reward": r.reward, "prediction": pred, "right": pred == job.meta["label"],
-            "status": r.status, "verdict": r.verdict, "votes": raw.get("votes"), "agreement": raw.get("agreement"),
+            "status": r.status, "verdict": r.verdict, "verdict_prob": raw.get("verdict_prob"),
+            "votes": raw.get("votes"), "agreement": raw.get("agreement"),
             "cached": raw.get("cached"), "usage": raw.get("usage"), "message": raw.get("message")}
 
 

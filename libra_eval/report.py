@@ -61,6 +61,14 @@ def markdown(m: dict[str, Any], charts: dict[str, str]) -> str:
             ["items/s", "–" if run["items_per_s"] is None else f"{run['items_per_s']:.1f}"],
         ]),
     ]
+    if "roc_auc" in m:
+        auc = m["roc_auc"]
+        parts += ["", "## The judge's probability (verdict_prob)", "",
+                  f"{m['prob_items']} items carry one. ROC AUC **{'–' if auc is None else f'{auc:.4f}'}** · expected "
+                  f"calibration error **{m['calibration']['ece']:.4f}** (10 equal-width bins).", "",
+                  _table(["bin", "items", "mean verdict_prob", "observed correct"],
+                         [[f"{b['bin'][0]:.1f}-{b['bin'][1]:.1f}", str(b["n"]), f"{b['mean_prob']:.3f}",
+                           f"{b['observed']:.3f}"] for b in m["calibration"]["bins"]])]
     if charts:
         parts += ["", "## Charts", ""] + [f"![{name}]({file})" for name, file in charts.items()]
     return "\n".join(parts) + "\n"
@@ -112,6 +120,22 @@ def charts(m: dict[str, Any], out: Path) -> dict[str, str]:
     fig.savefig(out / "confusion.png", dpi=110)
     plt.close(fig)
     files["Confusion matrix"] = "confusion.png"
+    if m.get("calibration", {}).get("bins"):
+        bins = m["calibration"]["bins"]
+        fig, ax = plt.subplots(figsize=(4.6, 4.2))
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+        ax.plot([b["mean_prob"] for b in bins], [b["observed"] for b in bins], marker="o", label="judge")
+        for b in bins:
+            ax.annotate(str(b["n"]), (b["mean_prob"], b["observed"]), textcoords="offset points", xytext=(4, -10),
+                        fontsize=8)
+        ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+        ax.set_xlabel("verdict_prob (bin mean)"), ax.set_ylabel("share labelled correct")
+        ax.set_title(f"Reliability (ECE {m['calibration']['ece']:.3f})")
+        ax.legend(loc="upper left", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "reliability.png", dpi=110)
+        plt.close(fig)
+        files["Reliability"] = "reliability.png"
     return files
 
 

@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     group_priming: bool = Field(
         True, description="Prefill a question's shared prompt prefix once before its group's items.")
     log_level: str = Field("info", description="Log level of the service and uvicorn.")
+    verdict_prob: bool = Field(
+        False, description="Read every natural verdict's label probabilities (verdict_prob) by default: one more "
+        "engine request per verdict, queued behind the judgments (off: a streamed batch's first result would "
+        "wait for the whole batch). Forced verdicts carry it for free; reward_mode prob and a request's "
+        "verdict_prob: true read it regardless.")
+    small_request_items: int = Field(
+        0, ge=0, description="Requests of at most this many items get small_request_priority when they set no "
+        "priority (0: off). Takes effect only under vLLM's --scheduling-policy priority.")
+    small_request_priority: int = Field(-10, ge=-1000, le=1000, description="Default priority of small requests.")
 
     def resolve_judge(self, model: str) -> str:
         if self.judge:
@@ -84,7 +93,8 @@ class Settings(BaseSettings):
         """What GET /limits reports."""
         return {name: getattr(self, name) for name in (
             "max_items_per_request", "max_body_bytes", "max_text_chars", "max_samples", "admission_budget",
-            "default_timeout_s", "max_timeout_s", "trainer_timeout_s")}
+            "default_timeout_s", "max_timeout_s", "trainer_timeout_s", "small_request_items",
+            "small_request_priority")}
 
     @property
     def extra_judge_dirs(self) -> tuple[Path, ...]:

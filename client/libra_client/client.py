@@ -15,9 +15,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +108,61 @@ class AsyncLibraClient:
         return [ScoredItem(start + i, r.get("id"), r["status"], r.get("reward"), r.get("verdict"), raw=r)
                 for i, r in enumerate(body["results"])]
 
+    async def score_stream(self, items: Sequence[dict[str, Any]], **options: Any) -> AsyncIterator[ScoredItem]:
+        """Each item's result as the server decides it (completion order; ``index`` is the item's
+        position in ``items``). A stream that breaks before its final line is re-requested for the items
+        not yet received only, with the same retries and backoff as ``score``; raises ``RuntimeError``
+        when it cannot finish (``RequestRejected`` for a request the server refuses outright)."""
+        items = list(items)
+        missing = dict.fromkeys(range(len(items)))  # insertion-ordered set of indices still owed
+        last = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            if not missing:
+                return
+            order = list(missing)
+            replica = self._pick()
+            wait = min(self.backoff_max_s, self.backoff_base_s * 2**attempt) * (0.5 + random.random() / 2)
+            payload = {**options, "items": [items[i] for i in order], "stream": True}
+            replica.outstanding += 1
+            try:
+                async with self._http.stream("POST", replica.url + "/score", json=payload) as resp:
+                    if resp.status_code != 200:
+                        await resp.aread()
+                        if resp.status_code not in RETRY_STATUSES:
+                            raise RequestRejected(resp.status_code, _body(resp))
+                        last = f"{replica.url}: HTTP {resp.status_code}"
+                        if resp.status_code != 429:
+                            self._mark_down(replica)
+                        await asyncio.sleep(max(wait, _retry_after(resp)))
+                        continue
+                    finished = False
+                    async for line in resp.aiter_lines():
+                        if not line.strip():
+                            continue
+                        obj = json.loads(line)
+                        if obj.get("done"):
+                            finished = True
+                            break
+                        index = order[obj["index"]]
+                        if index in missing:
+                            del missing[index]
+                            yield ScoredItem(index, obj.get("id"), obj["status"], obj.get("reward"), obj.get("verdict"),
+                                             raw={**obj, "index": index})
+                    if finished and not missing:
+                        replica.failures = 0
+                        return
+                    last = f"{replica.url}: the stream ended " + ("with items missing" if finished else
+                                                                 "without its final line")
+            except (httpx.TransportError, httpx.TimeoutException, json.JSONDecodeError) as exc:
+                last = f"{replica.url}: {type(exc).__name__}: {exc}"
+                self._mark_down(replica)
+            finally:
+                replica.outstanding -= 1
+            await asyncio.sleep(wait if all(r.down_until > time.monotonic() for r in self.replicas) else 0)
+        if missing:
+            raise RuntimeError(f"stream incomplete after {self.max_retries + 1} attempts: {len(missing)} of "
+                               f"{len(items)} items without a result; last: {last}")
+
     def _pick(self) -> _Replica:
         now = time.monotonic()
         up = [r for r in self.replicas if r.down_until <= now]
@@ -138,16 +194,19 @@ class AsyncLibraClient:
                 retry_after = _retry_after(resp)
                 await asyncio.sleep(max(wait, retry_after))
                 continue
-            try:
-                body = resp.json()
-            except ValueError:
-                body = resp.text
-            raise RequestRejected(resp.status_code, body)
+            raise RequestRejected(resp.status_code, _body(resp))
         raise RuntimeError(f"gave up after {self.max_retries + 1} attempts; last: {last}")
 
     def _mark_down(self, replica: _Replica) -> None:
         replica.failures += 1
         replica.down_until = time.monotonic() + self.replica_cooldown_s
+
+
+def _body(resp: httpx.Response) -> dict | str:
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text
 
 
 def _retry_after(resp: httpx.Response) -> float:
@@ -169,3 +228,19 @@ class LibraClient:
                 return await client.score(items, **options)
 
         return asyncio.run(run())
+
+    def score_stream(self, items: Sequence[dict[str, Any]], **options: Any) -> Iterator[ScoredItem]:
+        """The blocking twin of ``AsyncLibraClient.score_stream``: a generator of results as they come."""
+        loop = asyncio.new_event_loop()
+        client = AsyncLibraClient(self._args, **self._kwargs)
+        stream = client.score_stream(items, **options)
+        try:
+            while True:
+                try:
+                    yield loop.run_until_complete(stream.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            loop.run_until_complete(stream.aclose())
+            loop.run_until_complete(client.aclose())
+            loop.close()

@@ -1,7 +1,9 @@
 """Adapters that let trainers call Libra Serve with no change to the trainer's code (verl, TRL).
 
 Both read the service address from ``LIBRA_URL`` (comma-separated for several replicas; default
-http://127.0.0.1:8000), the key from ``LIBRA_API_KEY`` and the judge profile from ``LIBRA_JUDGE``.
+http://127.0.0.1:8000), the key from ``LIBRA_API_KEY``, the judge profile from ``LIBRA_JUDGE``, the
+verification mode from ``LIBRA_MODE`` and the reward mode (``verdict`` or ``prob``) from
+``LIBRA_REWARD_MODE``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ def client_settings() -> tuple[list[str], dict[str, Any], dict[str, Any]]:
     options = {"judge": os.environ["LIBRA_JUDGE"]} if os.environ.get("LIBRA_JUDGE") else {}
     if os.environ.get("LIBRA_MODE"):
         options["mode"] = os.environ["LIBRA_MODE"]
+    if os.environ.get("LIBRA_REWARD_MODE"):  # verdict | prob
+        options["reward_mode"] = os.environ["LIBRA_REWARD_MODE"]
     return urls, kwargs, options
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from service.api.chat import split_query
 from service.api.dependencies import JSON_BODY
 from service.api.errors import ApiError, ErrorCode
-from service.api.protocol import ERROR_RESPONSES, OpenRLHFRequest
+from service.api.protocol import ERROR_RESPONSES, OpenRLHFRequest, RewardModeQuery
 from service.api.serving import serving, with_cancellation
 from service.judge.types import ItemStatus, ScoreItem
 
@@ -22,13 +22,14 @@ router = APIRouter()
 @router.post("/get_reward", summary="OpenRLHF remote reward model", responses=ERROR_RESPONSES,
              dependencies=[JSON_BODY])
 @with_cancellation
-async def get_reward(body: OpenRLHFRequest, request: Request, judge: str | None = Query(None)) -> dict:
+async def get_reward(body: OpenRLHFRequest, request: Request, judge: str | None = Query(None),
+                     reward_mode: RewardModeQuery = "verdict") -> dict:
     service = serving(request)
     n = len(body.query)
     for name, values in (("prompts", body.prompts), ("labels", body.labels)):
         if values is not None and len(values) != n:
             raise ApiError(ErrorCode.invalid_request, f"{name} has {len(values)} entries for {n} queries", name)
-    opts, timeout_s = service.default_options(judge)
+    opts, timeout_s = service.default_options(judge, reward_mode, n)
     specials = tuple(sorted(set(getattr(service.engine.tokenizer, "all_special_tokens", [])), key=len, reverse=True))
     items = []
     for i, query in enumerate(body.query):

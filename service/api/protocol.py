@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, WithJsonSchema, field_validator
+from fastapi import Query
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    WithJsonSchema,
+    field_validator,
+)
 
 from service.judge.policy import RewardPolicy
 from service.judge.profiles import Profile
@@ -44,6 +54,14 @@ class ScoreItemIn(BaseModel):
     response: str = Field(description="The response to judge. Untrusted: special tokens are plain text.")
     reference: ScalarText = Field(None, description="Reference answer, for judge profiles that use one: any JSON "
                                   "scalar (a number or boolean is judged as its text, 42 or true).")
+
+
+RewardMode = Literal["verdict", "prob"]
+REWARD_MODE_HELP = ("verdict: the verdict label's reward; prob: the expected reward under the judge's own label "
+                    "probabilities at the verdict position (refused for judges whose labels one token cannot "
+                    "tell apart)")
+# The trainer endpoints' query parameter (?reward_mode=prob on the URL the trainer is given).
+RewardModeQuery = Annotated[RewardMode, Query(description=REWARD_MODE_HELP)]
 
 
 class PolicyIn(BaseModel):
@@ -106,6 +124,16 @@ class ScoreRequest(BaseModel):
                                     "by then get status timeout. Server default and maximum: GET /limits.")
     policy: PolicyIn | None = Field(None, description="Reward policy overrides (answer-presence check, "
                                     "repetition, truncated responses, forced verdicts); the profile's otherwise.")
+    reward_mode: RewardMode = Field("verdict", description=REWARD_MODE_HELP + " (mean over samples).")
+    verdict_prob: StrictBool | None = Field(
+        None, description="Read each verdict's label probability (verdict_prob) with one more prefix-cached engine "
+        "request per natural verdict. Default: the server's LIBRA_VERDICT_PROB; always on with reward_mode prob; "
+        "forced verdicts always carry it.")
+    priority: int | None = Field(None, ge=-1000, le=1000, description="Engine scheduling priority of this "
+                                 "request's items, lower is sooner (vLLM's convention); applied when the server "
+                                 "runs vLLM with --scheduling-policy priority (GET /limits says), ignored otherwise.")
+    stream: StrictBool = Field(False, description="Answer application/x-ndjson: one result line per item as it is "
+                               "decided, then a final {\"done\": true, ...} line (README: Streaming).")
 
     def to_options(self, profile: Profile) -> JudgeOptions:
         return JudgeOptions.from_profile(
@@ -113,6 +141,7 @@ class ScoreRequest(BaseModel):
             max_thinking_tokens=self.max_thinking_tokens, seed=self.seed, return_reasoning=self.return_reasoning,
             return_prompt=self.return_prompt, cache=self.cache, mode=self.mode,
             policy=None if self.policy is None else self.policy.over(profile.policy),
+            reward_mode=self.reward_mode,
         )
 
 
@@ -143,6 +172,9 @@ class ScoreResult(BaseModel):
     status: ItemStatus = Field(description="ok, forced, unparsed, truncated, too_long, timeout, invalid, no_answer, "
                                "degenerate or error (README: Item statuses).")
     reward: float | None = Field(description="Mean reward over the samples that gave a verdict; null without one.")
+    verdict_prob: float | None = Field(None, description="The judge's probability of the best-rewarded label at "
+                                       "the verdict position, normalised over the labels (mean over samples); null "
+                                       "where it cannot be read.")
     verdict: str | None = Field(description="The majority verdict label; null without one.")
     votes: dict[str, int] = Field(description="Samples per verdict label, plus unparsed/truncated counts.")
     agreement: float | None = Field(description="Share of samples that gave the majority verdict.")
@@ -163,7 +195,8 @@ class ScoreResult(BaseModel):
         # end's per-item cost): model_construct, for the nested models too.
         j = r.judgment
         return cls.model_construct(
-            id=r.id, index=r.index, status=j.status, reward=j.reward, verdict=j.verdict, votes=j.votes,
+            id=r.id, index=r.index, status=j.status, reward=j.reward, verdict_prob=j.verdict_prob, verdict=j.verdict,
+            votes=j.votes,
             agreement=j.agreement, cached=r.cached,
             usage=UsageOut.model_construct(prompt_tokens=j.usage.prompt_tokens,
                                            completion_tokens=j.usage.completion_tokens),
@@ -180,6 +213,23 @@ class ScoreResponse(BaseModel):
     results: list[ScoreResult]
     model: str = Field(description="The judge model that scored the items.")
     judge: str = Field(description="The judge profile used.")
+
+
+class StreamDone(BaseModel):
+    """The last line of a streamed /score answer; a stream that ends without it is incomplete."""
+
+    done: Literal[True] = True
+    items: int = Field(description="Items in the request; one result line was sent for each.")
+    statuses: dict[str, int] = Field(description="Result lines per status.")
+    model: str
+    judge: str
+
+
+# The streamed answer (stream: true): one ScoreResult per line, in completion order, then one StreamDone.
+STREAM_RESPONSE = {"content": {"application/x-ndjson": {"schema": {
+    "description": "One JSON object per line: a ScoreResult for each item as it is decided (duplicates and cache "
+                   "hits first), then a StreamDone line. Without the StreamDone line the stream is incomplete.",
+    "anyOf": [{"$ref": "#/components/schemas/ScoreResult"}, {"$ref": "#/components/schemas/StreamDone"}]}}}}
 
 
 class ErrorDetail(BaseModel):

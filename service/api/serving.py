@@ -14,7 +14,8 @@ import asyncio
 import functools
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from fastapi import Request, Response
@@ -24,9 +25,10 @@ from service.api.errors import ApiError, ErrorCode
 from service.api.protocol import ScoreRequest
 from service.config import Settings
 from service.engine.base import JudgeEngine
+from service.judge.prob import unsupported
 from service.judge.profiles import Profile
 from service.judge.scorer import Scorer
-from service.judge.types import ItemResult, JudgeOptions, ScoreItem
+from service.judge.types import ItemResult, ItemStatus, JudgeOptions, Judgment, ScoreItem
 from service.judge.verifier import VerifyPool
 from service.lifecycle import Lifecycle
 from service.metrics import ServiceMetrics
@@ -73,8 +75,14 @@ class ScoringService:
         if opts.samples > settings.max_samples:
             raise ApiError(ErrorCode.invalid_request, f"samples must be at most {settings.max_samples}", "samples")
         if opts.samples > 1 and opts.temperature == 0.0:
-            raise ApiError(ErrorCode.invalid_request,
-                           "samples > 1 needs temperature > 0: greedy samples would all be identical", "samples")
+            why = ("an explicit temperature 0 with samples > 1 would give identical samples" if body.temperature == 0
+                   else f"judge {profile.name!r} has no vote_temperature; set temperature > 0")
+            raise ApiError(ErrorCode.invalid_request, f"samples > 1 needs temperature > 0: {why}",
+                           "temperature" if body.temperature == 0 else "samples")
+        if body.reward_mode == "prob" and (why := unsupported(profile)):
+            raise ApiError(ErrorCode.invalid_request, f"reward_mode 'prob' is not available: {why}", "reward_mode")
+        probe = settings.verdict_prob if body.verdict_prob is None else body.verdict_prob
+        opts = replace(opts, probe=probe, priority=self.priority(body.priority, len(body.items)))
         if body.max_thinking_tokens is not None and not profile.can_force:
             raise ApiError(ErrorCode.invalid_request,
                            f"judge {profile.name!r} cannot force a verdict, so it takes no max_thinking_tokens",
@@ -94,9 +102,29 @@ class ScoringService:
                            "timeout_s")
         return opts, body.timeout_s or settings.default_timeout_s
 
-    def default_options(self, judge: str | None) -> tuple[JudgeOptions, float]:
+    def default_options(self, judge: str | None, reward_mode: str = "verdict", items: int = 1
+                        ) -> tuple[JudgeOptions, float]:
         """A trainer endpoint's options: the profile's defaults and the trainer endpoints' deadline."""
-        return JudgeOptions.from_profile(self.profile(judge)), self.settings.trainer_timeout_s
+        profile = self.profile(judge)
+        if reward_mode == "prob" and (why := unsupported(profile)):
+            raise ApiError(ErrorCode.invalid_request, f"reward_mode 'prob' is not available: {why}", "reward_mode")
+        opts = JudgeOptions.from_profile(profile, reward_mode=reward_mode, probe=self.settings.verdict_prob,
+                                         priority=self.priority(None, items))
+        return opts, self.settings.trainer_timeout_s
+
+    @property
+    def scheduling_policy(self) -> str:
+        return getattr(self.engine, "scheduling_policy", "fcfs")
+
+    def priority(self, asked: int | None, items: int) -> int:
+        """The engine priority of a request's items: the request's, or small requests' default; 0 (and
+        the request's priority ignored) unless the engine schedules by priority."""
+        if self.scheduling_policy != "priority":
+            return 0
+        if asked is not None:
+            return asked
+        small = self.settings.small_request_items
+        return self.settings.small_request_priority if small and items <= small else 0
 
     def reward_or_failure(self, result: ItemResult) -> float:
         """The reward a trainer endpoint reports: the judge's, or the configured failure reward."""
@@ -105,14 +133,9 @@ class ScoringService:
 
     # -- scoring -----------------------------------------------------------------------------------
 
-    async def score(self, request: Request, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float
-                    ) -> list[ItemResult]:
-        """Refuse new work when not serving, admit the items whole or answer 429, score them, and
-        record metrics and the access log's fields."""
+    def admit(self, request: Request, n: int, opts: JudgeOptions) -> None:
+        """Refuse new work when not serving (503), admit ``n`` items whole or answer 429."""
         self.lifecycle.check_serving()
-        n = len(items)
-        if not n:
-            return []
         if not self.admission.try_admit(n):
             self.metrics.rejections.labels("rate_limited").inc()
             raise ApiError(ErrorCode.rate_limited,
@@ -121,6 +144,15 @@ class ScoringService:
                            headers={"Retry-After": str(self.admission.retry_after(n))})
         request.state.items = n
         request.state.judge = opts.profile.name
+
+    async def score(self, request: Request, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float
+                    ) -> list[ItemResult]:
+        """Admit the items, score them, and record metrics and the access log's fields."""
+        n = len(items)
+        if not n:
+            self.lifecycle.check_serving()
+            return []
+        self.admit(request, n, opts)
         started = time.perf_counter()
         try:
             results = await self.scorer.score(items, opts, timeout_s=timeout_s)
@@ -129,6 +161,57 @@ class ScoringService:
         self.metrics.observe_items(results, time.perf_counter() - started)
         request.state.statuses = dict(Counter(r.judgment.status.value for r in results))
         return results
+
+    async def stream(self, request: Request, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float,
+                     line: Callable[[ItemResult], bytes], done: Callable[[Counter], bytes]) -> AsyncIterator[bytes]:
+        """The items' results as NDJSON lines, each the moment it is decided, then the final line.
+        Admission happens in the caller, before the first byte (``admit``); this releases it. Once the
+        stream has begun nothing is dropped: if the engine dies, every item not yet sent gets an
+        ``error`` line and the final line still comes. A client that goes away cancels the scoring
+        (the engine work is aborted)."""
+        n = len(items)
+        queue: asyncio.Queue[ItemResult] = asyncio.Queue()
+        sent: set[int] = set()
+        statuses: Counter = Counter()
+        started = time.perf_counter()
+        work = asyncio.ensure_future(self.scorer.score(items, opts, timeout_s=timeout_s, on_result=queue.put_nowait))
+        gone = asyncio.ensure_future(_until_disconnect(request))
+
+        def send(r: ItemResult) -> bytes:
+            sent.add(r.index)
+            statuses[r.judgment.status.value] += 1
+            return line(r)
+
+        try:
+            while not work.done() or not queue.empty():
+                if not queue.empty():
+                    yield send(queue.get_nowait())
+                    continue
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, work, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield send(getter.result())
+                else:
+                    getter.cancel()
+                if gone.done():
+                    request.state.statuses = {"cancelled": n - len(sent)}
+                    return
+            failure = work.exception()
+            if failure is not None:
+                message = f"{type(failure).__name__}: {failure}"
+                for i, item in enumerate(items):
+                    if i not in sent:
+                        yield send(ItemResult(i, item.id, Judgment(ItemStatus.error, message=message)))
+            else:
+                self.metrics.observe_items(work.result(), time.perf_counter() - started)
+            request.state.statuses = dict(statuses)
+            yield done(statuses)
+        finally:
+            gone.cancel()
+            if not work.done():
+                work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            self.admission.release(n)
 
 
 def serving(request: Request) -> ScoringService:

@@ -20,6 +20,7 @@ class RequestKind(StrEnum):
     answer = "answer"  # a judge that closed its thinking within the budget finishes its answer
     force = "force"  # the verdict, constrained to the labels, after the thinking budget ran out
     prime = "prime"  # a group's shared prompt prefix, prefilled once for the prefix cache
+    probe = "probe"  # one token at a verdict's position, for the labels' probabilities (prefix-cached)
     ready = "ready"  # the readiness probe's one token
 
 
@@ -44,6 +45,8 @@ class SamplingSpec:
     n: int = 1
     seed: int | None = None
     choices: tuple[str, ...] = ()  # when set, the output must be exactly one of these (guided choice)
+    logprobs: int | None = None  # this many top log-probabilities at the first generated position
+    priority: int = 0  # lower is served sooner, when the engine schedules by priority
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Completion:
     text: str
     token_ids: tuple[int, ...]
     finish_reason: str | None  # "stop" (end token), "length" (hit max_tokens), "abort"
+    first_logprobs: dict[int, float] | None = None  # token id -> log-probability at the first position
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class JudgeEngine(Protocol):
     tokenizer: Any  # a Hugging Face tokenizer: the judge renders and tokenizes prompts itself
     max_model_len: int | None  # the context length prompts and outputs must fit (None: unbounded)
     seeded_sampling: bool  # False where a per-request seed is unsafe (the service refuses seeds there)
+    scheduling_policy: str  # "fcfs" or "priority" (vLLM's --scheduling-policy): whether priorities apply
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingSpec, request_id: str) -> Generation:
         """Generate ``sampling.n`` completions; cancelling the awaiting task aborts the request."""

@@ -32,8 +32,13 @@ from service.engine.base import (
 class FakeEngine:
     def __init__(self, tokenizer: Any, reply: str | Callable[[str, int], str], model_name: str = "fake",
                  delay_s: float = 0.0, max_model_len: int | None = None, seeded_sampling: bool = True,
-                 record: bool = True):
+                 record: bool = True, logprobs: Callable[[str], dict[str, float]] | None = None):
+        """``logprobs``: the prompt's next-token distribution as {text: log-probability} (each text's
+        first token stands for it), for requests that ask for log-probabilities; by default the reply's
+        first token has probability 1."""
         self.tokenizer = tokenizer
+        self._logprobs = logprobs
+        self.scheduling_policy = "fcfs"
         self.seeded_sampling = seeded_sampling
         self.model_name = model_name
         self._reply = reply if callable(reply) else (lambda _prompt, _i: reply)
@@ -85,7 +90,12 @@ class FakeEngine:
                 if len(ids) > sampling.max_tokens:
                     ids, finish = ids[: sampling.max_tokens], "length"
                 text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                completions.append(Completion(text=text, token_ids=tuple(ids), finish_reason=finish))
+                first = None
+                if sampling.logprobs:
+                    dist = self._logprobs(prompt) if self._logprobs else ({reply: 0.0} if ids else {})
+                    first = {self.tokenizer.encode(t, add_special_tokens=False)[0]: lp for t, lp in dist.items() if t}
+                completions.append(Completion(text=text, token_ids=tuple(ids), finish_reason=finish,
+                                              first_logprobs=first))
             return Generation(prompt_tokens=len(prompt_token_ids), completions=completions)
         except asyncio.CancelledError:
             self.aborted.append(request_id)
@@ -109,8 +119,9 @@ class FakeEngine:
         return [c for c, rid in zip(self.calls, self.request_ids, strict=True) if request_kind(rid) in kinds]
 
     def judge_calls(self) -> int:
-        """Generate calls that judged an item (not group-priming prefills or readiness probes)."""
-        return sum(request_kind(rid) not in (RequestKind.prime, RequestKind.ready) for rid in self.request_ids)
+        """Generate calls that judged an item (not group-priming prefills, readiness or label-probability probes)."""
+        return sum(request_kind(rid) not in (RequestKind.prime, RequestKind.ready, RequestKind.probe)
+                   for rid in self.request_ids)
 
     def num_unfinished_requests(self) -> int:
         return len(self.running)

@@ -48,6 +48,8 @@ class VllmEngine:
         self.tokenizer = tokenizer
         self.model_name = model_name
         self.max_model_len: int = llm.model_config.max_model_len
+        # "priority" when vLLM runs with --scheduling-policy priority (requests then carry a priority)
+        self.scheduling_policy: str = str(llm.vllm_config.scheduler_config.policy)
         # vLLM rewinds a seeded request's generator when it discards a token sampled mid chunked
         # prefill, through a CUDA-only API: on CPU that kills the engine core ("CPU Generator does not
         # use offset"), so one seeded request in a large batch would take the service down.
@@ -64,13 +66,15 @@ class VllmEngine:
             top_p=sampling.top_p,
             max_tokens=sampling.max_tokens,
             seed=sampling.seed,
+            logprobs=sampling.logprobs,
             output_kind=RequestOutputKind.FINAL_ONLY,  # one message per request, not per token
             structured_outputs=StructuredOutputsParams(choice=list(sampling.choices)) if sampling.choices else None,
         )
         final = None
         try:
             # AsyncLLM.generate aborts the engine request itself when this task is cancelled.
-            async for out in self._llm.generate(TokensPrompt(prompt_token_ids=prompt_token_ids), params, request_id):
+            async for out in self._llm.generate(TokensPrompt(prompt_token_ids=prompt_token_ids), params, request_id,
+                                                priority=sampling.priority):
                 final = out
         except EngineDeadError as exc:
             raise EngineDead(str(exc) or "vLLM engine is dead") from exc
@@ -82,7 +86,8 @@ class VllmEngine:
         if final is None:
             raise EngineError("engine returned no output")
         completions = [
-            Completion(text=c.text, token_ids=tuple(c.token_ids), finish_reason=c.finish_reason)
+            Completion(text=c.text, token_ids=tuple(c.token_ids), finish_reason=c.finish_reason,
+                       first_logprobs={t: lp.logprob for t, lp in c.logprobs[0].items()} if c.logprobs else None)
             for c in sorted(final.outputs, key=lambda c: c.index)
         ]
         return Generation(prompt_tokens=len(final.prompt_token_ids or prompt_token_ids), completions=completions)

@@ -25,6 +25,16 @@ from service.engine.base import (
     new_request_id,
 )
 from service.judge.prepare import Preparer
+from service.judge.prob import (
+    TOP_LOGPROBS,
+    expected_reward,
+    label_probs,
+    label_start,
+    label_texts,
+    positive_prob,
+    token_boundary,
+    unsupported,
+)
 from service.judge.types import (
     VERDICT_STATUSES,
     ItemStatus,
@@ -48,6 +58,7 @@ class Sample:
     completion_tokens: int
     label: str | None = None
     message: str | None = None
+    probs: dict[str, float] | None = None  # the labels' probabilities at the verdict position
 
 
 class ItemJudge:
@@ -57,6 +68,18 @@ class ItemJudge:
         self.engine = engine
         self.preparer = preparer
         self.stats = stats
+        self._label_texts: dict[str, dict[str, str] | None] = {}
+
+    def texts_for(self, opts: JudgeOptions, forced: bool = False) -> dict[str, str] | None:
+        """The profile's label texts when its verdict probabilities are wanted (always for a forced
+        verdict: its request returns them at no cost) and readable."""
+        if not (forced or opts.probe or opts.reward_mode == "prob"):
+            return None
+        p = opts.profile
+        key = p.source or p.name
+        if key not in self._label_texts:
+            self._label_texts[key] = None if unsupported(p) else label_texts(p)
+        return self._label_texts[key]
 
     async def generate(self, ids: list[int], spec: SamplingSpec, kind: RequestKind
                        ) -> tuple[Generation | None, str]:
@@ -73,7 +96,7 @@ class ItemJudge:
 
     async def judge(self, ids: list[int], opts: JudgeOptions) -> Judgment:
         spec = SamplingSpec(max_tokens=self.preparer.first_cap(opts), temperature=opts.temperature,
-                            top_p=opts.top_p, n=opts.samples, seed=opts.seed)
+                            top_p=opts.top_p, n=opts.samples, seed=opts.seed, priority=opts.priority)
         gen, error = await self.generate(ids, spec, RequestKind.judge)
         if gen is None:
             return Judgment(ItemStatus.error, message=error, usage=Usage(len(ids), 0))
@@ -88,13 +111,14 @@ class ItemJudge:
                         completion_tokens=len(c.token_ids))
         if p.reward_for(verdict.label) is not None:
             sample.status, sample.label = ItemStatus.ok, p.label_of(verdict.label)
+            sample.probs = await self._probe(ids, list(c.token_ids), c.text, opts)
         elif c.finish_reason == "length" and opts.forcing:
             text, token_ids = c.text, list(c.token_ids)
             if p.think_end and p.think_end in text:
                 # The thinking closed within the budget and only the answer was cut: let the judge
                 # finish it in its own words before forcing anything.
                 spec = SamplingSpec(max_tokens=self.preparer.answer_room(opts), temperature=opts.temperature,
-                                    top_p=opts.top_p, seed=opts.seed)
+                                    top_p=opts.top_p, seed=opts.seed, priority=opts.priority)
                 cont, error = await self.generate(ids + token_ids, spec, RequestKind.answer)
                 if cont is None:
                     sample.status, sample.message = ItemStatus.error, f"finishing the answer failed: {error}"
@@ -105,11 +129,30 @@ class ItemJudge:
                 verdict = parse_verdict(text, p.think_end, p.verdict_pattern)
                 if p.reward_for(verdict.label) is not None:
                     sample.status, sample.label, sample.text = ItemStatus.ok, p.label_of(verdict.label), text
+                    sample.probs = await self._probe(ids, token_ids, text, opts)
                     return sample
             await self._force(ids, text, token_ids, opts, sample)
         elif c.finish_reason == "length":
             sample.status = ItemStatus.truncated
         return sample
+
+    async def _probe(self, ids: list[int], token_ids: list[int], text: str, opts: JudgeOptions
+                     ) -> dict[str, float] | None:
+        """The labels' probabilities where the judge wrote its label: one token generated after the
+        judge's own tokens up to that position (the prefix cache holds them), with its top log-probs."""
+        texts = self.texts_for(opts)
+        if not texts:
+            return None
+        start = label_start(text, opts.profile)
+        bound = None if start is None else token_boundary(self.engine.tokenizer, token_ids, text, start)
+        if bound is None:
+            return None
+        n, gap = bound
+        spec = SamplingSpec(max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS, priority=opts.priority)
+        gen, _ = await self.generate(ids + token_ids[:n], spec, RequestKind.probe)
+        if gen is None:
+            return None  # the probability is extra: its failure never fails the verdict
+        return label_probs(self.engine.tokenizer, gen.completions[0].first_logprobs, texts, gap)
 
     async def _force(self, ids: list[int], text: str, token_ids: list[int], opts: JudgeOptions,
                      sample: Sample) -> None:
@@ -118,7 +161,9 @@ class ItemJudge:
         closed = bool(p.think_end) and p.think_end in text
         closing = ("" if closed else (p.think_end or "")) + (p.force_prefix or "")
         closing_ids = self.preparer.closing_ids(p, closed)
-        spec = SamplingSpec(max_tokens=self.preparer.choice_room(opts), temperature=0.0, choices=p.force_choices)
+        texts = self.texts_for(opts, forced=True)
+        spec = SamplingSpec(max_tokens=self.preparer.choice_room(opts), temperature=0.0, choices=p.force_choices,
+                            logprobs=TOP_LOGPROBS if texts else None, priority=opts.priority)
         gen, error = await self.generate(ids + token_ids + closing_ids, spec, RequestKind.force)
         if gen is None:
             sample.status, sample.message = ItemStatus.error, f"forcing the verdict failed: {error}"
@@ -132,6 +177,8 @@ class ItemJudge:
             sample.status, sample.thinking = ItemStatus.forced, verdict.thinking
             sample.label = p.label_of(verdict.label)
             self.stats.forced_verdicts += 1
+            if texts:  # the forced choice begins right after the closing: its first position decides
+                sample.probs = label_probs(self.engine.tokenizer, forced.first_logprobs, texts)
         else:
             sample.status = ItemStatus.unparsed
 
@@ -159,12 +206,21 @@ def vote(samples: list[Sample], opts: JudgeOptions, usage: Usage) -> Judgment:
     label_votes = Counter(s.label for s in decided)
     verdict, top = max(label_votes.items(), key=lambda kv: (kv[1], p.reward_for(kv[0])))
     forced_reward = opts.policy.forced  # None: a forced verdict pays its label's reward
-    reward = sum(forced_reward if s.status == ItemStatus.forced and forced_reward is not None
-                 else p.reward_for(s.label) for s in decided) / len(decided)
+
+    def paid(s: Sample) -> float:
+        if s.status == ItemStatus.forced and forced_reward is not None:
+            return forced_reward
+        if opts.reward_mode == "prob" and s.probs is not None:
+            return expected_reward(p, s.probs)
+        return p.reward_for(s.label)
+
+    reward = sum(paid(s) for s in decided) / len(decided)
+    with_probs = [s.probs for s in decided if s.probs is not None]
+    verdict_prob = sum(positive_prob(p, q) for q in with_probs) / len(with_probs) if with_probs else None
     status = ItemStatus.forced if any(s.status == ItemStatus.forced for s in decided) else ItemStatus.ok
     message = "the thinking budget ran out; the verdict was forced" if status == ItemStatus.forced else None
     return Judgment(status, reward=reward, verdict=verdict, votes=dict(votes), agreement=top / k, usage=usage,
-                    reasoning=reasoning, outputs=outputs, message=message)
+                    reasoning=reasoning, outputs=outputs, message=message, verdict_prob=verdict_prob)
 
 
 def verified(outcome: VerifyOutcome | None) -> Judgment:

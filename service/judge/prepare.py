@@ -225,7 +225,8 @@ class Preparer:
         prep.ids = ids
         prep.key = judgment_key(p.source or p.name, self.model_name, opts.samples, opts.temperature, opts.top_p,
                                 opts.max_tokens, opts.max_thinking_tokens if opts.forcing else None, opts.seed,
-                                opts.return_reasoning, opts.policy.forced, item.question, item.response,
+                                opts.return_reasoning, opts.policy.forced, opts.reward_mode, opts.probe,
+                                item.question, item.response,
                                 item.reference if p.reference != "unused" else None)
 
     def _truncated(self, renderer: PromptRenderer, prep: Prepared, prompt_len: int, need: int, mode: str

@@ -47,9 +47,12 @@ class Scorer:
         self.min_prime_tokens = min_prime_tokens
         self.on_judgment: Callable[[float, float], None] | None = None  # (queue wait s, judge s) -> metrics
 
-    async def score(self, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float | None = None
-                    ) -> list[ItemResult]:
+    async def score(self, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float | None = None,
+                    on_result: Callable[[ItemResult], None] | None = None) -> list[ItemResult]:
         """One result per item, in input order. Raises ``EngineDead`` if the engine died meanwhile.
+
+        ``on_result`` is called once per item the moment its result is known (items decided without
+        the engine and duplicates at once, judged items as each finishes), for streaming.
 
         Items not judged within ``timeout_s`` get status ``timeout`` and their engine work is aborted
         (unless another request is still waiting on the same judgment). ``opts.mode`` adds rule-based
@@ -58,13 +61,21 @@ class Scorer:
         """
         opts = self.preparer.clamp(opts)
         self.stats.items += len(items)
+        emitted: set[int] = set()
+
+        def emit(r: ItemResult) -> None:
+            if on_result is not None and r.index not in emitted:
+                emitted.add(r.index)
+                on_result(r)
+
         if opts.mode == "judge":
-            results = await self._judged(items, opts, timeout_s)
-        else:
+            results = await self._judged(items, opts, timeout_s, emit)
+        else:  # (the judged part runs on a sub-list: its results are streamed once mapped back)
             results = await self._with_verify(items, opts, timeout_s)
         for r in results:
             self.stats.statuses[r.judgment.status.value] += 1
             self.stats.sources[r.judgment.source] += 1
+            emit(r)
         return results
 
     # -- the rule-based check ----------------------------------------------------------------------
@@ -101,12 +112,21 @@ class Scorer:
 
     # -- the judge ---------------------------------------------------------------------------------
 
-    async def _judged(self, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float | None
-                      ) -> list[ItemResult]:
+    async def _judged(self, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float | None,
+                      emit: Callable[[ItemResult], None] | None = None) -> list[ItemResult]:
         preps = await self._prepare(items, opts)
         results: list[ItemResult | None] = [None] * len(items)
         unique, duplicates = self._reuse(preps, opts, results)
         tasks = [asyncio.ensure_future(c) for c in self._launch(unique, opts)]
+        if emit is not None:
+            for r in results:  # decided without the engine: at once
+                if r is not None:
+                    emit(r)
+            dups_of: dict[int, list[Prepared]] = defaultdict(list)
+            for dup, first in duplicates:
+                dups_of[first.index].append(dup)
+            for prep, task in zip(unique, tasks, strict=True):
+                task.add_done_callback(lambda t, prep=prep: self._emit_finished(prep, t, dups_of[prep.index], emit))
         pending = await self._await(tasks, timeout_s)
         self._collect(unique, tasks, pending, duplicates, results, timeout_s)
         return results  # type: ignore[return-value]
@@ -150,7 +170,7 @@ class Scorer:
                     continue
                 prefix = _common_prefix([m.ids for m in members])
                 if len(prefix) >= self.min_prime_tokens:
-                    primer = asyncio.ensure_future(self._prime(prefix))
+                    primer = asyncio.ensure_future(self._prime(prefix, opts.priority))
                     for m in members:
                         primers[m.index] = primer
         return [self._judge_shared(prep, opts, primers.get(prep.index)) for prep in unique]
@@ -199,17 +219,34 @@ class Scorer:
             self.stats.dedup_hits += 1
             self._count_saved(judgment)
 
+    @staticmethod
+    def _emit_finished(prep: Prepared, task: asyncio.Future, dups: list[Prepared],
+                       emit: Callable[[ItemResult], None]) -> None:
+        """Stream a judged item (and its duplicates) as soon as its judgment is done. Cancelled tasks
+        (deadline, disconnect) and a dead engine are left to the collect stage and the caller."""
+        if task.cancelled() or isinstance(task.exception(), EngineDead):
+            return
+        if task.exception() is not None:
+            judgment, joined = Judgment(ItemStatus.error, message=f"{type(task.exception()).__name__}: "
+                                        f"{task.exception()}"), False
+        else:
+            judgment, joined = task.result()
+        emit(ItemResult(prep.index, prep.item.id, judgment, cached=joined, prompt=prep.prompt))
+        for dup in dups:
+            emit(ItemResult(dup.index, dup.item.id, judgment, cached=True, prompt=dup.prompt))
+
     # -- helpers -----------------------------------------------------------------------------------
 
     def _count_saved(self, j: Judgment) -> None:
         self.stats.saved_prompt_tokens += j.usage.prompt_tokens
         self.stats.saved_completion_tokens += j.usage.completion_tokens
 
-    async def _prime(self, prefix: list[int]) -> None:
+    async def _prime(self, prefix: list[int], priority: int = 0) -> None:
         """Prefill a group's shared prefix once so vLLM's prefix cache serves the whole group."""
         self.stats.primed_groups += 1
         try:
-            await self.engine.generate(prefix, SamplingSpec(max_tokens=1), new_request_id(RequestKind.prime))
+            await self.engine.generate(prefix, SamplingSpec(max_tokens=1, priority=priority),
+                                       new_request_id(RequestKind.prime))
         except EngineDead:
             raise
         except Exception as exc:  # priming is an optimisation: never fail items because of it

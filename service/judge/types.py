@@ -58,6 +58,9 @@ class JudgeOptions:
     cache: bool | None = None  # None: on for greedy sampling, off otherwise
     mode: str = "judge"  # judge | verify | hybrid | both (rule-based verification against the reference)
     policy: RewardPolicy = field(default_factory=RewardPolicy)  # the profile's, with the request's overrides
+    reward_mode: str = "verdict"  # verdict: the label's reward; prob: the expected reward under the label probabilities
+    probe: bool = False  # read each natural verdict's label probabilities (one more engine request each)
+    priority: int = 0  # the engine's scheduling priority for every request of these items (lower: sooner)
 
     @classmethod
     def from_profile(cls, profile: Profile, **overrides) -> JudgeOptions:
@@ -70,7 +73,14 @@ class JudgeOptions:
             max_thinking_tokens=int(s["max_thinking_tokens"]) if "max_thinking_tokens" in s else None,
             policy=profile.policy,
         )
-        base.update({k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        base.update(given)
+        if base["samples"] > 1 and "temperature" not in given and "vote_temperature" in s:
+            # Voting needs samples that differ: the profile's voting temperature (and top_p, unless the
+            # request set one) when the request asks for k samples and no temperature.
+            base["temperature"] = float(s["vote_temperature"])
+            if "top_p" not in given:
+                base["top_p"] = float(s.get("vote_top_p", base["top_p"]))
         return cls(profile=profile, **base)
 
     @property
@@ -114,6 +124,7 @@ class Judgment:
     source: str = "judge"  # judge | verify: which decided the reward
     verify: VerifyOutcome | None = None  # the rule-based check, when one ran
     verify_agrees: bool | None = None  # mode both: did the judge and the check agree?
+    verdict_prob: float | None = None  # mean probability of the best-rewarded label over the samples
 
 
 @dataclass

@@ -18,5 +18,8 @@ def random_judge_server(tmp_path_factory):
 
     path = save_nano_random(tmp_path_factory.mktemp("random-judge"))
     log = path / "libra-serve.log"
-    with ServerProcess(["--model", str(path), "--judge", "nano", "--dtype", "float32"], log_path=log) as server:
+    # Scheduled by priority (vLLM's --scheduling-policy priority): the priority path runs on a real engine
+    # without a server of its own.
+    with ServerProcess(["--model", str(path), "--judge", "nano", "--dtype", "float32", "--scheduling-policy",
+                        "priority"], log_path=log) as server:
         yield server

@@ -64,7 +64,7 @@ def test_judges_lists_profiles_and_requests_can_pick_one(engine):
 @pytest.mark.parametrize(
     "extra, param",
     [
-        pytest.param({"samples": 3}, "samples", id="samples-need-temperature"),
+        pytest.param({"samples": 3, "temperature": 0}, "temperature", id="samples-with-explicit-greedy"),
         pytest.param({"samples": 99, "temperature": 1.0}, "samples", id="too-many-samples"),
         pytest.param({"samples": 0}, "samples", id="zero-samples"),
         pytest.param({"max_thinking_tokens": 0}, "max_thinking_tokens", id="zero-budget"),

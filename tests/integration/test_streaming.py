@@ -1,0 +1,81 @@
+"""Streamed /score on the real engine: one line per item as it is decided, the final line, the same
+results as the batch answer, and a client that leaves mid-stream stops its engine work."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import time
+
+import httpx
+import pytest
+
+from libra_client import AsyncLibraClient, LibraClient
+from nano import world
+from tests.helpers import scrape
+
+pytestmark = pytest.mark.integration
+
+
+def unique_items(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    return [{"id": f"s{i}", "question": it.question, "response": it.response}
+            for i, it in enumerate(world.make_item(rng, "eval") for _ in range(n))]
+
+
+def test_stream_lines_match_the_batch_answer(live_server):
+    items = unique_items(40, seed=31)
+    items += [items[0] | {"id": "dup"}, {"id": "junk", "question": "What is 1 + 1?", "response": "Solution"}]
+    with httpx.stream("POST", live_server.url_for("score"), json={"items": items, "stream": True, "cache": False},
+                      timeout=300) as resp:
+        assert resp.status_code == 200 and resp.headers["content-type"] == "application/x-ndjson"
+        lines = [json.loads(line) for line in resp.iter_lines() if line.strip()]
+    *results, done = lines
+    assert done["done"] is True and done["items"] == len(items) and sum(done["statuses"].values()) == len(items)
+    assert sorted(r["index"] for r in results) == list(range(len(items)))
+    assert results[0]["id"] == "junk"  # decided without the engine: first
+    batch = httpx.post(live_server.url_for("score"), json={"items": items}, timeout=300).json()["results"]
+    by_index = {r["index"]: r for r in results}
+    assert [(by_index[i]["verdict"], by_index[i]["status"]) for i in range(len(items))] == [
+        (r["verdict"], r["status"]) for r in batch]
+
+
+def test_the_client_streams_in_completion_order(live_server):
+    items = unique_items(24, seed=32)
+
+    async def collect():
+        async with AsyncLibraClient(live_server.url) as client:
+            return [r async for r in client.score_stream(items, cache=False)]
+
+    import asyncio
+
+    streamed = asyncio.run(collect())
+    assert sorted(r.index for r in streamed) == list(range(24)) and all(r.reward is not None for r in streamed)
+    assert [r.id for r in sorted(streamed, key=lambda r: r.index)] == [i["id"] for i in items]
+    blocking = list(LibraClient(live_server.url).score_stream(items[:4]))
+    assert sorted(r.index for r in blocking) == [0, 1, 2, 3]
+
+
+def test_leaving_a_stream_aborts_its_engine_work(live_server):
+    def busy() -> float:
+        return scrape(live_server, "vllm:num_requests_running") + scrape(live_server, "vllm:num_requests_waiting")
+
+    body = json.dumps({"items": unique_items(800, seed=33), "cache": False, "stream": True}).encode()
+    sock = socket.create_connection(("127.0.0.1", live_server.port))
+    sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    sock.settimeout(60)
+    assert b"200 OK" in sock.recv(4096)  # streaming has begun
+    deadline = time.perf_counter() + 20
+    while busy() == 0 and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    sock.close()
+    gone = time.perf_counter()
+    while time.perf_counter() - gone < 15:
+        if busy() == 0 and scrape(live_server, "libra_engine_requests_in_flight") == 0:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the engine kept working for a client that left its stream")
+    print(f"\nstream left -> idle engine: {time.perf_counter() - gone:.2f} s")
