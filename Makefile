@@ -5,13 +5,15 @@ STAMP := $(VENV)/.libra-installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install deploy-tools serve test lint loadtest throughput nano-eval nano-train clean
+.PHONY: install deploy-tools serve test lint loadtest throughput nano-eval nano-train clean install-check image-cpu-check
 
 install: $(STAMP)
 
 # Re-install only when the project's dependencies change; otherwise this is a no-op.
-# docker/install.sh is the one recipe: docker/Dockerfile.cpu runs the same script.
-$(STAMP): pyproject.toml client/pyproject.toml docker/install.sh
+# docker/install.sh is the one recipe: docker/Dockerfile.cpu runs the same script. A failed install
+# leaves no stamp, so the venv is never marked installed half-made.
+$(STAMP): pyproject.toml client/pyproject.toml docker/install.sh docker/torch-source.sh
+	@rm -f $(STAMP)
 	bash docker/install.sh $(VENV) cpu,dev
 	@touch $(STAMP)
 
@@ -53,6 +55,17 @@ nano-eval: install
 # Retrain the nano judge from scratch (seeded; ~47 min on 2 cores). CI never does this.
 nano-train: install
 	$(PY) -m nano.train --out service/models/nano-judge
+
+# Where torch's CPU build comes from (docker/torch-source.sh), checked against a loopback stand-in of
+# PyTorch's CPU index with pip's own config hidden (fresh venvs, ~2 min). FULL=1 adds the whole
+# docker/install.sh into a fresh venv (minutes, ~4 GB; figures in reports/install-check.txt).
+install-check: install
+	LIBRA_INSTALL_CHECK=$(if $(FULL),full,1) $(PY) -m pytest -q -rs -p no:cacheprovider tests/install
+
+# Build docker/Dockerfile.cpu for real, run its entrypoint and score through it: docker when a daemon
+# answers, buildah otherwise (stand-in base from debootstrap). Minutes and GBs; logs in reports/image-cpu-check/.
+image-cpu-check:
+	bash docker/image-cpu-check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

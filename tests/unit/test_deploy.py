@@ -198,6 +198,9 @@ def instructions(text: str) -> list[tuple[str, str]]:
 def test_dockerfiles_pin_their_base_run_unprivileged_and_check_health(name):
     steps = instructions(dockerfile(name))
     [base] = [arg for op, arg in steps if op == "FROM"]
+    # A base given as a build argument (BASE_IMAGE) is pinned by the argument's default.
+    defaults = dict(arg.split("=", 1) for op, arg in steps if op == "ARG" and "=" in arg)
+    base = re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], base)
     image, _, tag = base.partition(":")
     assert tag and tag != "latest" and re.search(r"\d+\.\d+", tag), f"{name}: base {base} is not pinned"
     users = [arg for op, arg in steps if op == "USER"]
