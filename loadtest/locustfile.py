@@ -22,7 +22,9 @@ import random
 from locust import FastHttpUser, between, events, task
 from workloads import rl_items, unique_items
 
-STATUSES = {"ok", "forced", "unparsed", "truncated", "too_long", "timeout", "invalid", "error"}
+from service.judge.types import ItemStatus
+
+STATUSES = {s.value for s in ItemStatus}  # the server's own list: a new status is never a "failure"
 BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512)
 BATCH_WEIGHTS = (2, 3, 4, 4, 3, 2, 1)
 
