@@ -67,5 +67,18 @@ install-check: install
 image-cpu-check:
 	bash docker/image-cpu-check.sh
 
+# Ray Serve (service/ray_serve.py, docker/ray/): the `ray` extra through the same install recipe, then tests/ray on
+# a local Ray (2 CPUs): configs and the KubeRay manifest checked, `libra-serve ray` run, two nano-judge replicas
+# end to end (same verdicts, metrics, 429, an engine killed and its replica replaced). 7-16 min; not in `make test`.
+RAY_STAMP := $(VENV)/.libra-ray-installed
+.PHONY: test-ray
+$(RAY_STAMP): $(STAMP)
+	bash docker/install.sh $(VENV) cpu,dev,ray
+	@touch $(RAY_STAMP)
+
+# -s: the tests print their figures (lines starting [ray]).
+test-ray: $(RAY_STAMP)
+	LIBRA_RAY_TESTS=1 $(PY) -m pytest -q -s -p no:cacheprovider tests/ray
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -4,6 +4,7 @@
     libra-serve bench DATA.jsonl --out DIR [--url URL | --serve]      assess a judge on Libra Bench
     libra-serve label DATA.jsonl --out DIR [--url URL | --serve]      rewards, DPO pairs, best-of-N
     libra-serve traces DATA.jsonl --out DIR --samples K               thinking traces as SFT data
+    libra-serve ray [--num-replicas N] [serve's flags]                replicas on Ray Serve (service/ray_serve.py)
 
 Bare ``libra-serve`` means ``serve``. Every flag vLLM's engine takes (``--model``, ``--max-model-len``,
 ``--tensor-parallel-size``, ``--dtype``, ...) passes through unchanged; ``--model`` defaults to the
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 
 from service.config import NANO_JUDGE_PATH, Settings
 
-SUBCOMMANDS = ("serve", "bench", "label", "traces")
+SUBCOMMANDS = ("serve", "bench", "label", "traces", "ray")
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -104,6 +105,18 @@ def serve(argv: Sequence[str]) -> None:
     sys.exit(code)
 
 
+def run_ray(argv: Sequence[str]) -> None:
+    """``libra-serve ray``: the Ray Serve application on a local Ray. Ray is an extra: without it, one line."""
+    try:
+        import ray.serve  # noqa: F401
+    except ImportError as exc:
+        sys.exit(f"libra-serve ray: Ray Serve is not installed ({exc}); "
+                 "install it with: pip install 'libra-serve[ray]'")
+    from service.ray_serve import run_local
+
+    run_local(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = "serve"
@@ -111,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         command, argv = argv[0], argv[1:]
     if command == "serve":
         serve(argv)
+    elif command == "ray":
+        run_ray(argv)
     else:
         from libra_eval.cli import main as offline_main
 

@@ -44,7 +44,8 @@ async def test_a_natural_verdict_gets_its_probability_from_a_probe(nano_tokenize
     scorer = Scorer(engine, max_model_len=1024)
     [r] = await scorer.score([ITEM], JudgeOptions.from_profile(NANO, reward_mode=mode, probe=True))
     assert (r.judgment.status, r.judgment.verdict) == (ItemStatus.ok, "correct")
-    assert r.judgment.verdict_prob == pytest.approx(0.8, abs=1e-3) and r.judgment.reward == pytest.approx(reward, abs=1e-3)
+    assert r.judgment.verdict_prob == pytest.approx(0.8, abs=1e-3)
+    assert r.judgment.reward == pytest.approx(reward, abs=1e-3)
     [probe] = engine.calls_of(RequestKind.probe)
     # The probe continues the judge's own tokens up to its label: "...\boxed{" then one token.
     assert nano_tokenizer.decode(probe).endswith("\\boxed{")
