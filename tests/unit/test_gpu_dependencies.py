@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -87,9 +88,8 @@ def runtime_requirements(*extras: str) -> list[str]:
 
 
 def kuberay_ray_version() -> str:
-    text = (ROOT / "docker" / "ray" / "rayservice.yaml").read_text()
-    [version] = re.findall(r'^\s*rayVersion:\s*"?([0-9.]+)"?\s*$', text, re.M)
-    return version
+    manifest = yaml.safe_load((ROOT / "docker" / "ray" / "rayservice.yaml").read_text())
+    return manifest["spec"]["rayClusterConfig"]["rayVersion"]
 
 
 def test_gpu_extra_dockerfile_and_cpu_extra_name_one_vllm_release():
