@@ -11,7 +11,8 @@
 
 A 200 whose body lacks a result (or a reward list entry) per item is a failure, and so is a 429: the
 load is then past capacity. At the end the run fails (exit 1) when the failure ratio or the p95
-latency breaks the SLO (``--slo-fail-ratio``, ``--slo-p95-ms``).
+latency breaks the SLO (``--slo-fail-ratio``, ``--slo-p95-ms``). Requests still in flight when the run
+time ends are finished and counted (``stop-timeout`` in ``[tool.locust]``), so the slowest are not dropped.
 """
 
 from __future__ import annotations
