@@ -2,7 +2,7 @@
 worker spins in a busy loop that no signal-based timeout interrupts (like a pathological sympy call in
 C code); everything else goes to the real math-verify check."""
 
-from service.judge.verifier import check_answer
+from service.judge.verifier import check_answer, warm_up  # noqa: F401 - the pool runs warm_up in each new worker
 
 
 def check(reference: str, response: str):

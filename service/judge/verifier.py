@@ -58,9 +58,19 @@ def check_answer(reference: str, response: str, soft_timeout_s: int = 1) -> tupl
     return ("correct" if ok else "incorrect"), None
 
 
+def warm_up() -> None:
+    """Run once in each new worker before it reports ready: math-verify's imports (sympy, its LaTeX
+    parser) and first parse take seconds, which would otherwise count against the first item's deadline
+    and time it out, and with it the first item after every worker replacement."""
+    check_answer("1", "The answer is $\\boxed{1}$.")
+
+
 def _worker_main(conn, check_path: str) -> None:
-    module, _, name = check_path.partition(":")
-    check = getattr(importlib.import_module(module), name)
+    module_name, _, name = check_path.partition(":")
+    module = importlib.import_module(module_name)
+    check = getattr(module, name)
+    if callable(getattr(module, "warm_up", None)):  # a check's module may pay its start-up costs here
+        module.warm_up()
     conn.send("ready")
     while True:
         batch = conn.recv()
