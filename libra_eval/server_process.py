@@ -27,7 +27,7 @@ def free_port() -> int:
 class ServerProcess:
     """``with ServerProcess(["--judge", "nano"]) as server: httpx.post(server.url + "/score", ...)``."""
 
-    def __init__(self, args: list[str] | None = None, log_path: Path | None = None, start_timeout_s: float = 240,
+    def __init__(self, args: list[str] | None = None, log_path: Path | None = None, start_timeout_s: float = 600,
                  env: dict[str, str] | None = None, program: list[str] | None = None):
         """``program``: another server that takes ``--host``/``--port`` and serves ``/health`` (the
         benchmark runs vLLM's own OpenAI server this way); default ``libra-serve serve``."""

@@ -17,6 +17,18 @@ from service.metrics import metric_sum
 HANGING_CHECK = "tests.verify_hang:check"  # a verify check that hangs on the reference "HANG"
 
 
+def wait_for(predicate, timeout_s: float = 30.0, what: str = "the condition") -> None:
+    """Poll ``predicate()`` until it holds: for ordering steps across threads without a fixed sleep, which a
+    slow machine outruns."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout_s:g} s")
+        time.sleep(0.01)
+
+
 def perfect_nano_judge(prompt: str, _sample: int) -> str:
     """Reads the question and response from the rendered nano prompt and answers as the nano judge should
     (a FakeEngine reply function)."""

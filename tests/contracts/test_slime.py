@@ -17,12 +17,11 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-import time
 
 import aiohttp
 import pytest
 
-from tests.helpers import AppServer, build_app_for, perfect_nano_judge, working
+from tests.helpers import AppServer, build_app_for, perfect_nano_judge, wait_for, working
 
 pytestmark = pytest.mark.integration
 
@@ -112,10 +111,11 @@ def test_a_full_admission_budget_is_waited_out_with_slimes_backoff(nano_tokenize
 
     engine = FakeEngine(nano_tokenizer, perfect_nano_judge, max_model_len=1024, delay_s=1.5)
     items = [{"question": "What is 347 + 58?", "response": f"347 + 58 = {405 + i}."} for i in range(4)]
-    with AppServer(build_app_for(engine, admission_budget=4)) as server:
+    app = build_app_for(engine, admission_budget=4)
+    with AppServer(app) as server:
         holder = threading.Thread(target=lambda: requests.post(server.url_for("score"), json={"items": items}))
         holder.start()
-        time.sleep(0.3)
+        wait_for(lambda: app.state.serving.admission.pending >= 4, what="the holder's admission")
 
         async def run():
             async with SlimeRemoteRM(server.url_for("slime/reward/value"), None) as rm:

@@ -20,7 +20,7 @@ def test_benchmark_harness_runs_all_three_stacks(tmp_path):
     out = tmp_path / "bench.json"
     run = subprocess.run([sys.executable, str(ROOT / "loadtest" / "throughput.py"), "--items", "48", "--rounds", "1",
                           "--out", str(out),
-                          "--logs", str(tmp_path)], capture_output=True, text=True, timeout=900, cwd=ROOT)
+                          "--logs", str(tmp_path)], capture_output=True, text=True, timeout=2400, cwd=ROOT)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     result = json.loads(out.read_text())
     assert {(r["system"], r["workload"]) for r in result["rows"]} == {

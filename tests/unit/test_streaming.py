@@ -30,7 +30,9 @@ def test_a_full_budget_is_a_429_before_any_byte(nano_tokenizer):
 
 
 def test_an_engine_death_mid_stream_ends_with_error_lines_and_the_final_line(nano_tokenizer):
-    engine = FakeEngine(nano_tokenizer, perfect_nano_judge, max_model_len=1024, delay_s=0.3)
+    # The kill lands 0.1 s in, while the shared question's primer is still in flight (1.5 s): the items
+    # meet a dead engine, with margin for a slow machine.
+    engine = FakeEngine(nano_tokenizer, perfect_nano_judge, max_model_len=1024, delay_s=1.5)
     with make_client(engine) as client:
         async def kill_soon():
             await asyncio.sleep(0.1)
