@@ -17,16 +17,17 @@ from service.metrics import metric_sum
 HANGING_CHECK = "tests.verify_hang:check"  # a verify check that hangs on the reference "HANG"
 
 
-def wait_for(predicate, timeout_s: float = 30.0, what: str = "the condition") -> None:
-    """Poll ``predicate()`` until it holds: for ordering steps across threads without a fixed sleep, which a
-    slow machine outruns."""
+def wait_until(predicate, timeout_s: float, poll_s: float = 0.05) -> float | None:
+    """Seconds until ``predicate()`` held, or None if it never did within ``timeout_s``: for ordering steps
+    across threads or processes by their state, not by a fixed sleep that a slow machine outruns."""
     import time
 
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout_s:g} s")
-        time.sleep(0.01)
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout_s:
+        if predicate():
+            return time.perf_counter() - start
+        time.sleep(poll_s)
+    return None
 
 
 def perfect_nano_judge(prompt: str, _sample: int) -> str:

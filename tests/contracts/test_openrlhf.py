@@ -30,7 +30,7 @@ import pytest
 import requests
 import torch
 
-from tests.helpers import AppServer, build_app_for, perfect_nano_judge, wait_for, working
+from tests.helpers import AppServer, build_app_for, perfect_nano_judge, wait_until, working
 
 pytestmark = pytest.mark.integration
 
@@ -206,7 +206,8 @@ def test_a_refusal_in_the_middle_is_retried_by_the_client(nano_tokenizer, cue):
             other = threading.Thread(target=back_in_service)
         other.start()
         if cue == "429":  # the other batch holds the budget before ours is sent
-            wait_for(lambda: app.state.serving.admission.pending >= 4, what="the other batch's admission")
+            admitted = wait_until(lambda: app.state.serving.admission.pending >= 4, 30)
+            assert admitted is not None, "the other batch's admission"
         first = requests.post(url, json=body, timeout=30)
         assert first.status_code == int(cue) and "Retry-After" in first.headers
         rewards = request_api_wrapper_2024(url, body)

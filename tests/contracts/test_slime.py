@@ -21,7 +21,7 @@ import threading
 import aiohttp
 import pytest
 
-from tests.helpers import AppServer, build_app_for, perfect_nano_judge, wait_for, working
+from tests.helpers import AppServer, build_app_for, perfect_nano_judge, wait_until, working
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +115,7 @@ def test_a_full_admission_budget_is_waited_out_with_slimes_backoff(nano_tokenize
     with AppServer(app) as server:
         holder = threading.Thread(target=lambda: requests.post(server.url_for("score"), json={"items": items}))
         holder.start()
-        wait_for(lambda: app.state.serving.admission.pending >= 4, what="the holder's admission")
+        assert wait_until(lambda: app.state.serving.admission.pending >= 4, 30) is not None, "the holder's admission"
 
         async def run():
             async with SlimeRemoteRM(server.url_for("slime/reward/value"), None) as rm:

@@ -17,7 +17,7 @@ import pytest
 
 from libra_eval.server_process import ServerProcess
 from nano import world
-from tests.helpers import scrape
+from tests.helpers import scrape, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +30,6 @@ def unique_items(n: int, seed: int) -> list[dict]:
 
 def engine_busy(server) -> float:
     return scrape(server, "vllm:num_requests_running") + scrape(server, "vllm:num_requests_waiting")
-
-
-def wait_until(predicate, timeout_s: float, poll_s: float = 0.05) -> float | None:
-    """Seconds until ``predicate()`` held, or None if it never did within ``timeout_s``."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout_s:
-        if predicate():
-            return time.perf_counter() - start
-        time.sleep(poll_s)
-    return None
 
 
 def test_a_client_disconnect_aborts_its_engine_work(live_server):

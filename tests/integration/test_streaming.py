@@ -13,7 +13,7 @@ import pytest
 
 from libra_client import AsyncLibraClient, LibraClient
 from nano import world
-from tests.helpers import scrape
+from tests.helpers import scrape, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -67,10 +67,8 @@ def test_leaving_a_stream_aborts_its_engine_work(live_server):
                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     sock.settimeout(60)
     assert b"200 OK" in sock.recv(4096)  # streaming has begun
-    deadline = time.perf_counter() + 20
-    while busy() == 0 and time.perf_counter() < deadline:
-        time.sleep(0.05)
-    assert busy() > 0, "the engine never started on the stream's items"  # else leaving it would prove nothing
+    # The engine must be busy before we leave, else leaving would prove nothing.
+    assert wait_until(lambda: busy() > 0, 20) is not None, "the engine never started on the stream's items"
     sock.close()
     gone = time.perf_counter()
     while time.perf_counter() - gone < 15:

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tests.helpers import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 ITEMS = [{"id": "a", "question": "What is 347 + 58?", "response": "347 + 58 = 405. The answer is 405."},
          {"id": "b", "question": "What is 347 + 58?", "response": "347 + 58 = 415. The answer is 415."}]
@@ -59,9 +61,8 @@ def test_libra_serve_ray_serves_then_stops_on_sigterm(tmp_path):
     print(f"\n[ray] libra-serve ray: /ready {ready_s:.0f}s after start; exit {code} on SIGTERM")
     assert code == 0, log.read_text()[-3000:]
     # Ray's shutdown signals its processes and returns: give them a moment to go, then none may be left.
-    deadline = time.monotonic() + 60
-    while (left := living(family)) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_until(lambda: not living(family), 60, poll_s=0.5)
+    left = living(family)
     assert left == [], [(p, psutil.Process(p).cmdline()[:3]) for p in left]
 
 

@@ -18,6 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from libra_client import LibraClient
 from libra_eval.server_process import ServerProcess
+from service.metrics import metric_sum
+from tests.helpers import wait_until
 from tests.ray.support import ADMISSION_BUDGET, SERVE_ARGS, CountingTransport, alive, engine_core, heldout, replicas
 
 ITEMS = [{"id": "a", "question": "What is 347 + 58?", "response": "347 + 58 = 405. The answer is 405."},
@@ -97,13 +99,6 @@ def test_every_replicas_metrics_in_one_scrape_labelled_replica(ray_app):
     print(f"\n[ray] /metrics: {len(families)} families, replicas {sorted(live)}; /score answered by {sorted(served)}")
 
 
-def running_on(url: str, replica: str) -> float:
-    """vLLM's running-requests gauge of one replica, from the application's labelled /metrics."""
-    text = httpx.get(url + "/metrics", timeout=30).text
-    return sum(s.value for f in text_string_to_metric_families(text) if f.name == "vllm:num_requests_running"
-               for s in f.samples if s.labels.get("replica") == replica)
-
-
 async def burst(url: str, n: int, **kwargs) -> list[httpx.Response]:
     async with httpx.AsyncClient(timeout=120) as client:
         return await asyncio.gather(*(client.request(url=url, **kwargs) for _ in range(n)))
@@ -162,10 +157,12 @@ def test_a_replica_whose_engine_died_is_replaced_and_the_client_gets_every_resul
     worker = threading.Thread(target=score)
     worker.start()
     # Kill while the victim's engine is judging (not at a fixed time, which a fast or slow machine misses).
-    deadline = time.monotonic() + 120
-    while running_on(ray_app.url, victim) < 1 and time.monotonic() < deadline and worker.is_alive():
-        time.sleep(0.2)
-    assert running_on(ray_app.url, victim) >= 1, "the victim replica never had a request running"
+    def running() -> float:
+        text = httpx.get(ray_app.url + "/metrics", timeout=30).text
+        return metric_sum(text, "vllm:num_requests_running", {"replica": victim})
+
+    wait_until(lambda: running() >= 1 or not worker.is_alive(), 120, poll_s=0.2)
+    assert running() >= 1, "the victim replica never had a request running"
     killed = time.monotonic()
     core.kill()
     removed = replaced = None
