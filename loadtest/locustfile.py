@@ -17,10 +17,11 @@ time ends are finished and counted (``stop-timeout`` in ``[tool.locust]``), so t
 
 from __future__ import annotations
 
+import csv
 import logging
 import random
 
-from locust import FastHttpUser, between, events, task
+from locust import FastHttpUser, between, events, stats, task
 from workloads import rl_items, unique_items
 
 from service.judge.types import ItemStatus
@@ -41,6 +42,7 @@ def _(parser):
 
 @events.quitting.add_listener
 def _(environment, **_kw):
+    write_final_csv(environment)
     total = environment.stats.total
     opts = environment.parsed_options
     p95 = total.get_response_time_percentile(0.95) or 0.0
@@ -57,6 +59,22 @@ def _(environment, **_kw):
     else:
         logging.info("SLO met: failure ratio %.4f, p95 %.0f ms over %d requests", total.fail_ratio, p95,
                      total.num_requests)
+
+
+def write_final_csv(environment) -> None:
+    """Rewrite ``--csv``'s stats, failures and exceptions files from the final counts. Locust writes them once
+    a second while the run goes on and not again at exit (locust issues #1806, #2299), so the requests that
+    finish in the last second, and every request a run shorter than one request finishes at its stop
+    timeout, were missing from the CSV (and from ``summary.json``, which ``run.py`` reads from it) though
+    counted in the SLO verdict below."""
+    prefix = environment.parsed_options.csv_prefix
+    if not prefix:
+        return
+    final = stats.StatsCSV(environment, stats.PERCENTILES_TO_REPORT)
+    for suffix, write in (("stats", final.requests_csv), ("failures", final.failures_csv),
+                          ("exceptions", final.exceptions_csv)):
+        with open(f"{prefix}_{suffix}.csv", "w", newline="") as fh:
+            write(csv.writer(fh))
 
 
 def check_results(resp, n: int) -> None:
