@@ -46,13 +46,18 @@ class ItemSampler(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                text = httpx.get(self.url + "/metrics", timeout=5).text
-                self.samples.append((time.time(), metric_sum(text, "libra_items_total")))
-            except httpx.HTTPError:
-                pass
-            self.stop.wait(self.every)
+        while True:
+            self.sample()
+            if self.stop.wait(self.every):
+                self.sample()  # once more when the run has ended, so its last interval's items count
+                return
+
+    def sample(self) -> None:
+        try:
+            text = httpx.get(self.url + "/metrics", timeout=5).text
+            self.samples.append((time.time(), metric_sum(text, "libra_items_total")))
+        except httpx.HTTPError:
+            pass
 
 
 def read_csv(path: Path) -> list[dict]:
