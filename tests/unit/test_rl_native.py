@@ -101,7 +101,7 @@ def test_http_reward_mode_verdict_prob_priority_and_voting(nano_tokenizer):
         # Voting: k samples and no temperature use the profile's voting temperature.
         [r] = client.post("/score", json={"items": [{"question": "What is 2 + 2?", "response": "2 + 2 = 4."}],
                                           "samples": 3}).json()["results"]
-        assert sum(r["votes"].values()) == 3 and engine.specs[-1].temperature == 0.6
+        assert sum(r["votes"].values()) == 3 and item_specs(engine)[-1].temperature == 0.6
         # fcfs: a priority is accepted and ignored; /limits says which policy is active.
         client.post("/score", json={"items": [{"question": "What is 3 + 2?", "response": "5"}], "priority": -5})
         assert item_priorities(engine) == {0}
@@ -114,10 +114,14 @@ def test_http_reward_mode_verdict_prob_priority_and_voting(nano_tokenizer):
         assert slime["reward"] == pytest.approx(0.7, abs=1e-3) and slime["verdict_prob"] == pytest.approx(0.7, abs=1e-3)
 
 
+def item_specs(engine) -> list:
+    """The specs of the engine requests made for items, in order (not the readiness probe's, which runs
+    every few seconds through the same engine)."""
+    return [s for s, rid in zip(engine.specs, engine.request_ids, strict=True) if not rid.startswith("libra-ready")]
+
+
 def item_priorities(engine) -> set[int]:
-    """The priorities of the engine requests made for items (not the readiness probe's)."""
-    return {s.priority for s, rid in zip(engine.specs, engine.request_ids, strict=True)
-            if not rid.startswith("libra-ready")}
+    return {s.priority for s in item_specs(engine)}
 
 
 def test_priorities_reach_an_engine_that_schedules_by_them(nano_tokenizer):

@@ -68,14 +68,15 @@ async def test_a_hanging_check_times_out_without_stalling_others(hang_pool):
 
 
 async def test_a_new_workers_start_up_is_not_charged_to_its_first_item():
-    """A new worker spends seconds importing math-verify and parsing its first answer; that happens before it
-    reports ready, so the first item of a new pool, and the first after a worker is replaced, meets a
-    deadline far below that cost."""
-    pool = VerifyPool(workers=1, item_timeout_s=0.5, check_path=HANGING_CHECK)
+    """A new worker's start-up (for math-verify: imports and a first parse, 0.4-1.2 s) happens before it reports
+    ready, so the first item of a new pool, and the first after a worker is replaced, meets a deadline below
+    that cost. The check here has a 1 s start-up and does no work after it, so the 0.5 s limit fails every
+    first item if start-up is charged to it and none if not."""
+    pool = VerifyPool(workers=1, item_timeout_s=0.5, check_path="tests.verify_slow_start:check")
     try:
-        assert (await pool.check("2\\sqrt{2}", "The answer is $\\sqrt{8}$")).status == "correct"
+        assert (await pool.check("3", "The answer is 3.")).status == "correct"
         assert (await pool.check("HANG", "x")).status == "timeout"  # this worker is killed and replaced
-        assert (await pool.check("\\frac{1}{2}", "The answer is $0.5$.")).status == "correct"
+        assert (await pool.check("4", "The answer is 5.")).status == "incorrect"
         assert pool.restarts == 1
     finally:
         pool.close()
@@ -149,6 +150,7 @@ def test_modes_over_http_and_a_hang_does_not_stall_other_requests(nano_tokenizer
             quick = pool.submit(client.post, "/score", json={"items": [
                 {"question": "What is 1 + 2?", "response": "1 + 2 = 3."}]})
             assert quick.result().json()["results"][0]["verdict"] == "correct"
+            assert not slow.done(), "the judged request waited for the hung check"
             [r] = slow.result().json()["results"]
         assert r["status"] == "timeout" and r["source"] == "verify"
         text = client.get("/metrics").text
