@@ -55,7 +55,8 @@ def test_the_routes_of_libra_serve_through_rays_proxy(ray_app):
 def test_streamed_score_arrives_line_by_line_through_rays_proxy(ray_app):
     """Ray's proxy relays the NDJSON stream as it is written, not buffered: the item decided without the
     engine arrives well before the judged ones and the final line."""
-    items = [{"id": "junk", "question": "What is 1 + 1?", "response": "Solution"}, *heldout(920, 80)]
+    # As many judged items as fit one replica's admission budget (more get 429): several waves of decode.
+    items = [{"id": "junk", "question": "What is 1 + 1?", "response": "Solution"}, *heldout(920, ADMISSION_BUDGET - 8)]
     arrivals = []
     start = time.monotonic()
     with httpx.stream("POST", ray_app.url + "/score", json={"items": items, "stream": True}, timeout=300) as resp:
