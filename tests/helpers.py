@@ -61,12 +61,6 @@ def scrape(server, name: str, labels: dict | None = None) -> float:
     return metric_sum(httpx.get(server.url_for("metrics")).text, name, labels)
 
 
-def items_judged(server) -> float:
-    """Items the judge has finished on a running server (every status that comes from engine work)."""
-    text = httpx.get(server.url_for("metrics")).text
-    return sum(metric_sum(text, "libra_items_total", {"status": s}) for s in ("ok", "forced", "unparsed", "truncated"))
-
-
 def working(n_steps: int, seed: int = 0) -> str:
     """A long, plausible, non-repeating worked solution (``n_steps`` lines of different arithmetic):
     long enough to need truncation without looking like a repetition loop to the reward policy."""
