@@ -63,7 +63,7 @@ def build_app(settings: Settings, open_engine: EngineOpener, judge: str,
         lifecycle = Lifecycle(engine, settings.ready_probe_interval_s, settings.ready_max_age_s,
                               on_dead=on_engine_dead)
         scorer = Scorer(
-            engine, max_model_len=engine.max_model_len,
+            engine,
             cache_entries=settings.cache_entries, cache_bytes=settings.cache_mb * 2**20,
             group_priming=settings.group_priming, verifier=verifier, max_text_chars=settings.max_text_chars,
         )

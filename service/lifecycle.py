@@ -7,6 +7,10 @@
   in-flight requests get a 503 envelope, ``/ready`` fails at once, and after a short grace for those
   responses the process is asked to exit with a non-zero code, so a supervisor restarts it.
 - On SIGTERM the service drains: new requests get 503, in-flight work may finish within the grace.
+
+It says "no" by raising: ``EngineDead`` when the engine has died, ``NotServing`` (draining, or no
+token recently) otherwise. The HTTP layer maps both to the 503 envelope (``service/api/errors.py``);
+this module knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -16,10 +20,18 @@ import logging
 import time
 from collections.abc import Callable
 
-from service.api.errors import ApiError, ErrorCode
 from service.engine.base import EngineDead, JudgeEngine, RequestKind, SamplingSpec, new_request_id
 
 log = logging.getLogger(__name__)
+
+
+class NotServing(Exception):
+    """The service takes no new work for now (draining, or the engine has not answered lately);
+    ``retry_after`` is how many seconds a client should wait before asking again."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.message, self.retry_after = message, retry_after
 
 
 class Lifecycle:
@@ -46,23 +58,22 @@ class Lifecycle:
         self.last_alive = self.clock()
 
     def check_serving(self) -> None:
-        """Raise the right 503 when new work must not be admitted."""
+        """Raise ``EngineDead`` or ``NotServing`` when new work must not be admitted."""
         if self.dead or self.engine.errored:
             raise EngineDead("the judge engine has died; the service is restarting")
         if self.draining:
-            raise ApiError(ErrorCode.engine_unavailable, "the service is shutting down; retry on another "
-                           "replica or after restart", headers={"Retry-After": "5"})
+            raise NotServing("the service is shutting down; retry on another replica or after restart", 5)
 
     def readiness(self) -> dict:
+        """``/ready``'s answer; raises ``EngineDead`` or ``NotServing`` when not ready."""
         if self.dead or self.engine.errored:
             raise EngineDead("the judge engine has died")
         if self.draining:
-            raise ApiError(ErrorCode.engine_unavailable, "shutting down", headers={"Retry-After": "5"})
+            raise NotServing("shutting down", 5)
         age = None if self.last_alive is None else self.clock() - self.last_alive
         if age is None or age > self.max_age_s:
-            raise ApiError(ErrorCode.engine_unavailable, "the engine has not produced a token recently"
-                           if age is not None else "the engine has not answered its first probe yet",
-                           headers={"Retry-After": "2"})
+            raise NotServing("the engine has not produced a token recently" if age is not None
+                             else "the engine has not answered its first probe yet", 2)
         return {"status": "ready", "last_token_age_s": round(age, 3)}
 
     # -- background tasks -------------------------------------------------------------------------

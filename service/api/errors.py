@@ -1,7 +1,9 @@
 """One error envelope and one status table for every error the API returns.
 
 Every error body is ``{"error": {"code": ..., "message": ..., "param": ...}}``, validation errors
-included, so a client needs one parser for all of them.
+included, so a client needs one parser for all of them. The exceptions the layers below raise are
+mapped here too: ``EngineDead`` (engine/) and ``NotServing`` (lifecycle.py) are 503s with
+``Retry-After``. The one answer without a body is ``ClientClosed``'s 499: nobody is left to read it.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from enum import StrEnum
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Send
 
 from service.engine.base import EngineDead
+from service.lifecycle import NotServing
+
+CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the answer
 
 
 class ErrorCode(StrEnum):
@@ -30,6 +35,7 @@ class ErrorCode(StrEnum):
     rate_limited = "rate_limited"  # the admission budget is full; retry after Retry-After seconds
     internal_error = "internal_error"
     engine_unavailable = "engine_unavailable"  # not ready, dead, or shutting down; Retry-After
+    http_error = "http_error"  # any other HTTP error Starlette raises; its status is the exception's
 
 
 STATUS = {
@@ -53,13 +59,19 @@ class ApiError(Exception):
         self.code, self.message, self.param, self.headers = code, message, param, headers
 
 
-def error_body(code: ErrorCode, message: str, param: str | None = None) -> tuple[int, dict]:
-    return STATUS[code], {"error": {"code": code.value, "message": message, "param": param}}
+class ClientClosed(Exception):
+    """The client went away before its answer; its engine work has been aborted."""
+
+
+def error_body(code: ErrorCode, message: str, param: str | None = None, status: int | None = None
+               ) -> tuple[int, dict]:
+    """The status (``STATUS[code]`` unless given) and the envelope."""
+    return status or STATUS[code], {"error": {"code": code.value, "message": message, "param": param}}
 
 
 def error_response(code: ErrorCode, message: str, param: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    status, body = error_body(code, message, param)
+                   headers: dict[str, str] | None = None, status: int | None = None) -> JSONResponse:
+    status, body = error_body(code, message, param, status)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -100,11 +112,8 @@ async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     if exc.status_code == 405:
         # RFC 9110: a 405 lists the methods the resource does support.
         headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
-    code = {404: ErrorCode.not_found, 405: ErrorCode.method_not_allowed}.get(exc.status_code)
-    if code is None:
-        body = {"error": {"code": "http_error", "message": str(exc.detail), "param": None}}
-        return JSONResponse(body, status_code=exc.status_code, headers=headers)
-    return error_response(code, str(exc.detail), headers=headers)
+    code = {404: ErrorCode.not_found, 405: ErrorCode.method_not_allowed}.get(exc.status_code, ErrorCode.http_error)
+    return error_response(code, str(exc.detail), headers=headers, status=exc.status_code)
 
 
 def allowed_methods(request: Request) -> str:
@@ -127,6 +136,14 @@ async def _engine_dead(_: Request, exc: EngineDead) -> JSONResponse:
                           headers={"Retry-After": "30"})
 
 
+async def _not_serving(_: Request, exc: NotServing) -> JSONResponse:
+    return error_response(ErrorCode.engine_unavailable, exc.message, headers={"Retry-After": str(exc.retry_after)})
+
+
+async def _client_closed(_: Request, __: ClientClosed) -> Response:
+    return Response(status_code=CLIENT_CLOSED)
+
+
 async def _internal(_: Request, exc: Exception) -> JSONResponse:
     return error_response(ErrorCode.internal_error, f"internal error: {type(exc).__name__}")
 
@@ -136,4 +153,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(ApiError, _api)
     app.add_exception_handler(EngineDead, _engine_dead)
+    app.add_exception_handler(NotServing, _not_serving)
+    app.add_exception_handler(ClientClosed, _client_closed)
     app.add_exception_handler(Exception, _internal)

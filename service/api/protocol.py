@@ -1,7 +1,11 @@
 """The HTTP contract: request and response schemas, published in OpenAPI at ``/docs``.
 
 Requests own their translation: ``ScoreRequest.to_options`` turns the request into the scorer's
-``JudgeOptions`` with the profile's defaults filling whatever the request leaves out.
+``JudgeOptions`` with the profile's defaults filling whatever the request leaves out, and each request
+turns itself into the scorer's ``ScoreItem``s (``ScoreRequest.to_items``, ``OpenRLHFRequest.to_items``,
+``SlimeRequest.to_item``). Rules a request can be checked against on its own are the models'
+validators, so they answer 422 like any schema error; rules that need the server's state (its
+profiles, engine, settings) live in ``serving.py``.
 """
 
 from __future__ import annotations
@@ -16,13 +20,17 @@ from pydantic import (
     Field,
     StrictBool,
     StrictFloat,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from service.api.chat import question_from_messages, question_from_prompt, split_query, strip_trailing_special
+from service.api.errors import ErrorCode
 from service.judge.policy import RewardPolicy
 from service.judge.profiles import Profile
-from service.judge.types import ItemResult, ItemStatus, JudgeOptions
+from service.judge.types import ItemResult, ItemStatus, JudgeOptions, ScoreItem
 
 
 def scalar_text(value: Any) -> Any:
@@ -135,6 +143,21 @@ class ScoreRequest(BaseModel):
     stream: StrictBool = Field(False, description="Answer application/x-ndjson: one result line per item as it is "
                                "decided, then a final {\"done\": true, ...} line (README: Streaming).")
 
+    @field_validator("temperature")
+    @classmethod
+    def _samples_differ(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # samples is declared (so validated) before temperature; absent from info.data when it failed.
+        # Without an explicit temperature the profile decides (serving.py checks that case).
+        samples = info.data.get("samples")
+        if value == 0 and samples is not None and samples > 1:
+            raise PydanticCustomError("samples_greedy", "must be > 0 when samples > 1 (temperature 0 would "
+                                      "give identical samples)")
+        return value
+
+    def to_items(self) -> list[ScoreItem]:
+        return [ScoreItem(question=i.question, response=i.response, reference=i.reference, id=i.id)
+                for i in self.items]
+
     def to_options(self, profile: Profile) -> JudgeOptions:
         return JudgeOptions.from_profile(
             profile, samples=self.samples, temperature=self.temperature, top_p=self.top_p,
@@ -233,8 +256,7 @@ STREAM_RESPONSE = {"content": {"application/x-ndjson": {"schema": {
 
 
 class ErrorDetail(BaseModel):
-    code: str = Field(description="invalid_json, unauthorized, not_found, method_not_allowed, payload_too_large, "
-                      "unsupported_media_type, invalid_request, rate_limited, internal_error or engine_unavailable")
+    code: ErrorCode = Field(description="The kind of error (README: the table of error codes).")
     message: str = Field(description="What is wrong, naming the field or limit involved.")
     param: str | None = Field(description="The offending field as a dotted path (items.3.response), if any.")
 
@@ -290,6 +312,25 @@ class OpenRLHFRequest(BaseModel):
     labels: list[ScalarText] | None = Field(None, description="Reference answers, for profiles that take one: "
                                             "any JSON scalar (numbers as their text).")
 
+    @field_validator("prompts", "labels")
+    @classmethod
+    def _one_per_query(cls, values: list | None, info: ValidationInfo) -> list | None:
+        query = info.data.get("query")  # declared first; absent when it failed its own validation
+        if values is not None and query is not None and len(values) != len(query):
+            raise PydanticCustomError("one_per_query", "{got} entries for {n} queries (one per query)",
+                                      {"got": len(values), "n": len(query)})
+        return values
+
+    def to_items(self, specials: tuple[str, ...] = ()) -> list[ScoreItem]:
+        """One item per query, split into question and response (``chat.split_query``); ``specials``: the
+        judge tokenizer's special tokens, longest first, stripped from the end of each response too."""
+        items = []
+        for i, query in enumerate(self.query):
+            question, response = split_query(query, self.prompts[i] if self.prompts else None, specials)
+            items.append(ScoreItem(question=question, response=response,
+                                   reference=self.labels[i] if self.labels else None))
+        return items
+
 
 class SlimeRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -297,3 +338,8 @@ class SlimeRequest(BaseModel):
     prompt: str | list[dict[str, Any]] = Field(description="Templated prompt string or chat messages.")
     response: str
     label: ScalarText = Field(None, description="Reference answer: any JSON scalar (numbers as their text).")
+
+    def to_item(self) -> ScoreItem:
+        question = (question_from_messages(self.prompt) if isinstance(self.prompt, list)
+                    else question_from_prompt(self.prompt))
+        return ScoreItem(question=question, response=strip_trailing_special(self.response), reference=self.label)

@@ -14,12 +14,9 @@ from service.api.protocol import (
     JudgesResponse,
     ScoreRequest,
     ScoreResponse,
-    ScoreResult,
-    StreamDone,
 )
-from service.api.serving import serving, with_cancellation
+from service.api.serving import serving
 from service.engine.base import EngineDead
-from service.judge.types import ScoreItem
 
 router = APIRouter()
 public = APIRouter()  # probes: answered without an API key
@@ -32,29 +29,12 @@ ENGINE_DOWN = {503: ERROR_RESPONSES[503]}  # the probes' "no"
 
 @router.post("/score", response_model=ScoreResponse, summary="Judge a batch of items",
              responses={200: STREAM_RESPONSE, **ERROR_RESPONSES}, dependencies=[JSON_BODY])
-@with_cancellation
 async def score(body: ScoreRequest, request: Request) -> ScoreResponse | Response:
-    service = serving(request)
-    opts, timeout_s = service.options(body)
-    items = [ScoreItem(question=i.question, response=i.response, reference=i.reference, id=i.id) for i in body.items]
-    if body.stream:
-        service.admit(request, len(items), opts)  # whole or refused, before the first byte
-        model, judge = service.engine.model_name, opts.profile.name
-
-        def line(r) -> bytes:
-            return ScoreResult.from_result(r).model_dump_json().encode() + b"\n"
-
-        def done(statuses) -> bytes:
-            return StreamDone(items=len(items), statuses=dict(statuses), model=model,
-                              judge=judge).model_dump_json().encode() + b"\n"
-
-        return StreamingResponse(service.stream(request, items, opts, timeout_s, line, done),
-                                 media_type="application/x-ndjson")
-    results = await service.score(request, items, opts, timeout_s)
-    out = ScoreResponse.model_construct(results=[ScoreResult.from_result(r) for r in results],
-                                        model=service.engine.model_name, judge=opts.profile.name)
-    # Serialised here: returning the model would make FastAPI validate every result again.
-    return Response(out.model_dump_json(), media_type="application/json")
+    out = await serving(request).score_request(body, request)
+    if isinstance(out, ScoreResponse):
+        # Serialised here: returning the model would make FastAPI validate every result again.
+        return Response(out.model_dump_json(), media_type="application/json")
+    return StreamingResponse(out, media_type="application/x-ndjson")
 
 
 @router.get("/judges", response_model=JudgesResponse, summary="The judge profiles this server offers",

@@ -1,39 +1,39 @@
-"""The serving layer: the rules every scoring endpoint shares, in one object on ``app.state.serving``.
+"""The serving layer: one object on ``app.state.serving`` that owns a scoring request from its route to
+the scorer, for every endpoint.
 
-    route (HTTP in/out only) -> ScoringService.options (request rules that need server state)
-    -> ScoringService.score (refuse when not serving, admit whole or 429, score, metrics, log fields)
-    -> Scorer (judge/)
+    route (HTTP in/out only) -> ScoringService.score_request (/score) or .score_items (trainer endpoints)
+    -> options / default_options (the request rules that need server state: profiles, engine, settings)
+    -> _start (refuse when not serving: 503; admit whole or 429; before any byte is sent)
+    -> _scored (score; a client that goes away aborts the engine work: 499) -> Scorer (judge/)
 
-``with_cancellation`` is the one place that handles a client that goes away: it races the route's
-handler against the disconnect and cancels the handler, so the scorer aborts the engine work.
+Plain and streamed requests go through the same two places: ``_start`` is the only admission and
+``_scored`` the only disconnect watcher; a stream (``_lines``) only turns the results it emits into
+NDJSON lines. Rules a request can be checked against on its own are its model's validators
+(``protocol.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Request
 
 from service.api.admission import Admission
-from service.api.errors import ApiError, ErrorCode
-from service.api.protocol import ScoreRequest
+from service.api.errors import ApiError, ClientClosed, ErrorCode
+from service.api.protocol import ScoreRequest, ScoreResponse, ScoreResult, StreamDone
 from service.config import Settings
 from service.engine.base import JudgeEngine
-from service.judge.prob import unsupported
+from service.judge.prob import why_no_prob
 from service.judge.profiles import Profile
 from service.judge.scorer import Scorer
-from service.judge.types import ItemResult, ItemStatus, JudgeOptions, Judgment, ScoreItem
+from service.judge.types import ItemResult, JudgeOptions, Judgment, ScoreItem
 from service.judge.verifier import VerifyPool
 from service.lifecycle import Lifecycle
 from service.metrics import ServiceMetrics
-
-CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the answer
 
 
 class ScoringService:
@@ -50,11 +50,53 @@ class ScoringService:
         self.scorer: Scorer | None = None
         self.lifecycle: Lifecycle | None = None
         self.verifier: VerifyPool | None = None
+        self.special_tokens: tuple[str, ...] = ()
 
     def attach(self, engine: JudgeEngine, scorer: Scorer, lifecycle: Lifecycle, verifier: VerifyPool | None) -> None:
         self.engine, self.scorer, self.lifecycle, self.verifier = engine, scorer, lifecycle, verifier
+        # What trainers' decoded responses may end with (OpenRLHFRequest.to_items strips them). Longest
+        # first: the stripper takes the first token a response ends with, and one may end another.
+        # A tokenizer without the attribute has none to strip.
+        specials = getattr(engine.tokenizer, "all_special_tokens", [])
+        self.special_tokens = tuple(sorted(set(specials), key=len, reverse=True))
 
-    # -- request rules -----------------------------------------------------------------------------
+    # -- entry points ------------------------------------------------------------------------------
+
+    async def score_request(self, body: ScoreRequest, request: Request) -> ScoreResponse | AsyncIterator[bytes]:
+        """Answer a /score request: the response, or with ``stream`` its NDJSON lines. A streamed request
+        is admitted before this returns, so a 429 or 503 is still an ordinary error answer."""
+        opts, timeout_s = self.options(body)
+        items = body.to_items()
+        if body.stream:
+            decided: asyncio.Queue[ItemResult] = asyncio.Queue()
+            work = self._start(request, items, opts, timeout_s, on_result=decided.put_nowait)
+            return self._lines(request, items, opts, work, decided)
+        results = await self.score(request, items, opts, timeout_s)
+        return ScoreResponse.model_construct(results=[ScoreResult.from_result(r) for r in results],
+                                             model=self.engine.model_name, judge=opts.profile.name)
+
+    async def score_items(self, request: Request, items: list[ScoreItem], judge: str | None = None,
+                          reward_mode: str = "verdict") -> list[ItemResult]:
+        """A trainer endpoint's items (the request has turned itself into them), scored with the
+        profile's defaults and the trainer endpoints' deadline."""
+        return await self.score(request, items, *self.default_options(judge, reward_mode, len(items)))
+
+    async def score(self, request: Request, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float
+                    ) -> list[ItemResult]:
+        """The items' results in order, and the access log's fields. Raises ``ClientClosed`` (499) when
+        the client went away, ``EngineDead`` when the engine died meanwhile."""
+        if not items:  # an empty shard: nothing to admit, but a service that takes no work still says so
+            self.lifecycle.check_serving()
+            return []
+        try:
+            results = await self._start(request, items, opts, timeout_s)
+        except ClientClosed:
+            request.state.statuses = {"cancelled": len(items)}
+            raise
+        request.state.statuses = dict(Counter(r.judgment.status.value for r in results))
+        return results
+
+    # -- request rules that need the server's state --------------------------------------------------
 
     def profile(self, name: str | None) -> Profile:
         name = name or self.default_judge
@@ -65,7 +107,8 @@ class ScoringService:
         return profile
 
     def options(self, body: ScoreRequest) -> tuple[JudgeOptions, float]:
-        """A /score request's options and deadline; raises a 422 envelope naming the field."""
+        """A /score request's options and deadline, checked against this server's profiles, engine and
+        settings; raises a 422 envelope naming the field."""
         settings = self.settings
         profile = self.profile(body.judge)
         if len(body.items) > settings.max_items_per_request:
@@ -75,12 +118,11 @@ class ScoringService:
         if opts.samples > settings.max_samples:
             raise ApiError(ErrorCode.invalid_request, f"samples must be at most {settings.max_samples}", "samples")
         if opts.samples > 1 and opts.temperature == 0.0:
-            why = ("an explicit temperature 0 with samples > 1 would give identical samples" if body.temperature == 0
-                   else f"judge {profile.name!r} has no vote_temperature; set temperature > 0")
-            raise ApiError(ErrorCode.invalid_request, f"samples > 1 needs temperature > 0: {why}",
-                           "temperature" if body.temperature == 0 else "samples")
-        if body.reward_mode == "prob" and (why := unsupported(profile)):
-            raise ApiError(ErrorCode.invalid_request, f"reward_mode 'prob' is not available: {why}", "reward_mode")
+            # The profile's sampling is greedy (an explicit temperature 0 with samples > 1 never gets
+            # here: ScoreRequest refuses it).
+            raise ApiError(ErrorCode.invalid_request, f"samples > 1 needs temperature > 0: judge "
+                           f"{profile.name!r} has no vote_temperature; set temperature > 0", "samples")
+        self._check_reward_mode(profile, body.reward_mode)
         probe = settings.verdict_prob if body.verdict_prob is None else body.verdict_prob
         opts = replace(opts, probe=probe, priority=self.priority(body.priority, len(body.items)))
         if body.max_thinking_tokens is not None and not profile.can_force:
@@ -106,15 +148,19 @@ class ScoringService:
                         ) -> tuple[JudgeOptions, float]:
         """A trainer endpoint's options: the profile's defaults and the trainer endpoints' deadline."""
         profile = self.profile(judge)
-        if reward_mode == "prob" and (why := unsupported(profile)):
-            raise ApiError(ErrorCode.invalid_request, f"reward_mode 'prob' is not available: {why}", "reward_mode")
+        self._check_reward_mode(profile, reward_mode)
         opts = JudgeOptions.from_profile(profile, reward_mode=reward_mode, probe=self.settings.verdict_prob,
                                          priority=self.priority(None, items))
         return opts, self.settings.trainer_timeout_s
 
+    @staticmethod
+    def _check_reward_mode(profile: Profile, reward_mode: str) -> None:
+        if reward_mode == "prob" and (why := why_no_prob(profile)):
+            raise ApiError(ErrorCode.invalid_request, f"reward_mode 'prob' is not available: {why}", "reward_mode")
+
     @property
     def scheduling_policy(self) -> str:
-        return getattr(self.engine, "scheduling_policy", "fcfs")
+        return self.engine.scheduling_policy if self.engine is not None else "fcfs"
 
     def priority(self, asked: int | None, items: int) -> int:
         """The engine priority of a request's items: the request's, or small requests' default; 0 (and
@@ -131,10 +177,14 @@ class ScoringService:
         reward = result.judgment.reward
         return reward if reward is not None else self.settings.failure_reward
 
-    # -- scoring -----------------------------------------------------------------------------------
+    # -- admission, scoring, disconnects ---------------------------------------------------------------
 
-    def admit(self, request: Request, n: int, opts: JudgeOptions) -> None:
-        """Refuse new work when not serving (503), admit ``n`` items whole or answer 429."""
+    def _start(self, request: Request, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float,
+               on_result: Callable[[ItemResult], None] | None = None) -> asyncio.Task[list[ItemResult]]:
+        """Admit the items and start scoring them: 503 when not serving, the items whole or 429. Not a
+        coroutine, so that a stream is refused before its first byte. The admission is released when
+        the task ends, however it ends (even cancelled before it ran)."""
+        n = len(items)
         self.lifecycle.check_serving()
         if not self.admission.try_admit(n):
             self.metrics.rejections.labels("rate_limited").inc()
@@ -144,74 +194,77 @@ class ScoringService:
                            headers={"Retry-After": str(self.admission.retry_after(n))})
         request.state.items = n
         request.state.judge = opts.profile.name
+        task = asyncio.ensure_future(self._scored(request, items, opts, timeout_s, on_result))
+        task.add_done_callback(lambda _: self.admission.release(n))
+        return task
 
-    async def score(self, request: Request, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float
-                    ) -> list[ItemResult]:
-        """Admit the items, score them, and record metrics and the access log's fields."""
-        n = len(items)
-        if not n:
-            self.lifecycle.check_serving()
-            return []
-        self.admit(request, n, opts)
+    async def _scored(self, request: Request, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float,
+                      on_result: Callable[[ItemResult], None] | None) -> list[ItemResult]:
+        """Score until done or until the client goes away, whichever comes first. On a disconnect the
+        scoring is cancelled (the scorer aborts its engine work) and ``ClientClosed`` raised."""
         started = time.perf_counter()
-        try:
-            results = await self.scorer.score(items, opts, timeout_s=timeout_s)
-        finally:
-            self.admission.release(n)
-        self.metrics.observe_items(results, time.perf_counter() - started)
-        request.state.statuses = dict(Counter(r.judgment.status.value for r in results))
-        return results
-
-    async def stream(self, request: Request, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float,
-                     line: Callable[[ItemResult], bytes], done: Callable[[Counter], bytes]) -> AsyncIterator[bytes]:
-        """The items' results as NDJSON lines, each the moment it is decided, then the final line.
-        Admission happens in the caller, before the first byte (``admit``); this releases it. Once the
-        stream has begun nothing is dropped: if the engine dies, every item not yet sent gets an
-        ``error`` line and the final line still comes. A client that goes away cancels the scoring
-        (the engine work is aborted)."""
-        n = len(items)
-        queue: asyncio.Queue[ItemResult] = asyncio.Queue()
-        sent: set[int] = set()
-        statuses: Counter = Counter()
-        started = time.perf_counter()
-        work = asyncio.ensure_future(self.scorer.score(items, opts, timeout_s=timeout_s, on_result=queue.put_nowait))
+        work = asyncio.ensure_future(self.scorer.score(items, opts, timeout_s=timeout_s, on_result=on_result))
         gone = asyncio.ensure_future(_until_disconnect(request))
-
-        def send(r: ItemResult) -> bytes:
-            sent.add(r.index)
-            statuses[r.judgment.status.value] += 1
-            return line(r)
-
         try:
-            while not work.done() or not queue.empty():
-                if not queue.empty():
-                    yield send(queue.get_nowait())
-                    continue
-                getter = asyncio.ensure_future(queue.get())
-                await asyncio.wait({getter, work, gone}, return_when=asyncio.FIRST_COMPLETED)
-                if getter.done():
-                    yield send(getter.result())
-                else:
-                    getter.cancel()
-                if gone.done():
-                    request.state.statuses = {"cancelled": n - len(sent)}
-                    return
-            failure = work.exception()
-            if failure is not None:
-                message = f"{type(failure).__name__}: {failure}"
-                for i, item in enumerate(items):
-                    if i not in sent:
-                        yield send(ItemResult(i, item.id, Judgment(ItemStatus.error, message=message)))
-            else:
-                self.metrics.observe_items(work.result(), time.perf_counter() - started)
-            request.state.statuses = dict(statuses)
-            yield done(statuses)
+            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
-            if not work.done():
+            if not work.done():  # the client went away (or this task was cancelled): abort the work
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+        if work.cancelled():
+            raise ClientClosed
+        results = work.result()
+        self.metrics.observe_items(results, time.perf_counter() - started)
+        return results
+
+    async def _lines(self, request: Request, items: list[ScoreItem], opts: JudgeOptions,
+                     work: asyncio.Task[list[ItemResult]], decided: asyncio.Queue[ItemResult]) -> AsyncIterator[bytes]:
+        """A streamed answer: each result as an NDJSON line the moment it is decided, then the final line.
+        Once the stream has begun nothing is dropped: if the engine dies, every item not yet sent gets
+        an ``error`` line and the final line still comes. A client that left just ends it."""
+        n = len(items)
+        model, judge = self.engine.model_name, opts.profile.name
+        sent: set[int] = set()
+        statuses: Counter = Counter()
+
+        def line(r: ItemResult) -> bytes:
+            sent.add(r.index)
+            statuses[r.judgment.status.value] += 1
+            return ScoreResult.from_result(r).model_dump_json().encode() + b"\n"
+
+        def client_left() -> bool:
+            return work.done() and (work.cancelled() or isinstance(work.exception(), ClientClosed))
+
+        getter: asyncio.Future[ItemResult] | None = None
+        try:
+            while (not work.done() or not decided.empty()) and not client_left():
+                if not decided.empty():
+                    yield line(decided.get_nowait())
+                    continue
+                getter = asyncio.ensure_future(decided.get())
+                await asyncio.wait({getter, work}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield line(getter.result())
+                else:
+                    getter.cancel()
+            if client_left():
+                request.state.statuses = {"cancelled": n - len(sent)}
+                return
+            failure = work.exception()
+            if failure is not None:
+                for i, item in enumerate(items):
+                    if i not in sent:
+                        yield line(ItemResult(i, item.id, Judgment.from_exception(failure)))
+            request.state.statuses = dict(statuses)
+            done = StreamDone(items=n, statuses=dict(statuses), model=model, judge=judge)
+            yield done.model_dump_json().encode() + b"\n"
+        finally:
+            if getter is not None:
+                getter.cancel()
+            if not work.done():  # the response stopped before the scoring did: abort it too
                 work.cancel()
             await asyncio.gather(work, return_exceptions=True)
-            self.admission.release(n)
 
 
 def serving(request: Request) -> ScoringService:
@@ -224,28 +277,3 @@ async def _until_disconnect(request: Request) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
-
-
-def with_cancellation(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Run a route's handler until it answers or the client disconnects, whichever comes first. On a
-    disconnect the handler is cancelled (the scorer aborts its engine work) and the access log shows
-    499 with the items as ``cancelled``. The handler must take ``request: Request``."""
-
-    @functools.wraps(handler)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        request: Request = kwargs["request"]
-        work = asyncio.ensure_future(handler(*args, **kwargs))
-        watcher = asyncio.ensure_future(_until_disconnect(request))
-        try:
-            await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watcher.cancel()
-            if not work.done():  # the client went away (or this wrapper was cancelled): abort the work
-                work.cancel()
-                await asyncio.gather(work, return_exceptions=True)
-        if work.cancelled():
-            request.state.statuses = {"cancelled": getattr(request.state, "items", 0)}
-            return Response(status_code=CLIENT_CLOSED)
-        return work.result()
-
-    return wrapper

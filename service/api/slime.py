@@ -10,26 +10,20 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from service.api.chat import question_from_messages, question_from_prompt, strip_trailing_special
 from service.api.dependencies import JSON_BODY
 from service.api.protocol import ERROR_RESPONSES, RewardModeQuery, SlimeRequest
-from service.api.serving import serving, with_cancellation
-from service.judge.types import ScoreItem
+from service.api.serving import serving
 
 router = APIRouter(prefix="/slime", dependencies=[JSON_BODY])
 
 
 async def _judge_one(body: SlimeRequest, request: Request, judge: str | None, reward_mode: str):
     service = serving(request)
-    question = (question_from_messages(body.prompt) if isinstance(body.prompt, list)
-                else question_from_prompt(body.prompt))
-    item = ScoreItem(question=question, response=strip_trailing_special(body.response), reference=body.label)
-    [result] = await service.score(request, [item], *service.default_options(judge, reward_mode))
+    [result] = await service.score_items(request, [body.to_item()], judge, reward_mode)
     return result, service.reward_or_failure(result)
 
 
 @router.post("/reward", summary="slime --rm-url: a dict with the reward under 'reward'", responses=ERROR_RESPONSES)
-@with_cancellation
 async def reward(body: SlimeRequest, request: Request, judge: str | None = Query(None),
                  value_only: bool = Query(False, description="Reply with the bare number"),
                  reward_mode: RewardModeQuery = "verdict") -> Any:
@@ -42,7 +36,6 @@ async def reward(body: SlimeRequest, request: Request, judge: str | None = Query
 
 
 @router.post("/reward/value", summary="slime --rm-url: the reward as a bare number", responses=ERROR_RESPONSES)
-@with_cancellation
 async def reward_value(body: SlimeRequest, request: Request, judge: str | None = Query(None),
                        reward_mode: RewardModeQuery = "verdict") -> float:
     return (await _judge_one(body, request, judge, reward_mode))[1]

@@ -24,17 +24,9 @@ from service.engine.base import (
     SamplingSpec,
     new_request_id,
 )
+from service.judge.assets import ProfileAssets
 from service.judge.prepare import Preparer
-from service.judge.prob import (
-    TOP_LOGPROBS,
-    expected_reward,
-    label_probs,
-    label_start,
-    label_texts,
-    positive_prob,
-    token_boundary,
-    unsupported,
-)
+from service.judge.prob import TOP_LOGPROBS, expected_reward, label_probs, label_start, positive_prob, token_boundary
 from service.judge.types import (
     VERDICT_STATUSES,
     ItemStatus,
@@ -62,24 +54,22 @@ class Sample:
 
 
 class ItemJudge:
-    """Judges prepared prompts on one engine, counting its engine work in ``stats``."""
+    """Judges prepared prompts on one engine, counting its engine work in ``stats``. The output budgets
+    are the ``preparer``'s (each prompt was fitted to leave room for them); closing ids, choice room and
+    label texts come from the ``ProfileAssets`` the preparer renders with."""
 
-    def __init__(self, engine: JudgeEngine, preparer: Preparer, stats: ScorerStats):
+    def __init__(self, engine: JudgeEngine, preparer: Preparer, assets: ProfileAssets, stats: ScorerStats):
         self.engine = engine
         self.preparer = preparer
+        self.assets = assets
         self.stats = stats
-        self._label_texts: dict[str, dict[str, str] | None] = {}
 
-    def texts_for(self, opts: JudgeOptions, forced: bool = False) -> dict[str, str] | None:
-        """The profile's label texts when its verdict probabilities are wanted (always for a forced
-        verdict: its request returns them at no cost) and readable."""
+    def wanted_label_texts(self, opts: JudgeOptions, forced: bool = False) -> dict[str, str] | None:
+        """The profile's label texts, only when its verdict probabilities are wanted (always for a
+        forced verdict: its request returns them at no cost) and readable."""
         if not (forced or opts.probe or opts.reward_mode == "prob"):
             return None
-        p = opts.profile
-        key = p.source or p.name
-        if key not in self._label_texts:
-            self._label_texts[key] = None if unsupported(p) else label_texts(p)
-        return self._label_texts[key]
+        return self.assets.label_texts(opts.profile)
 
     async def generate(self, ids: list[int], spec: SamplingSpec, kind: RequestKind
                        ) -> tuple[Generation | None, str]:
@@ -140,7 +130,7 @@ class ItemJudge:
                      ) -> dict[str, float] | None:
         """The labels' probabilities where the judge wrote its label: one token generated after the
         judge's own tokens up to that position (the prefix cache holds them), with its top log-probs."""
-        texts = self.texts_for(opts)
+        texts = self.wanted_label_texts(opts)
         if not texts:
             return None
         start = label_start(text, opts.profile)
@@ -160,9 +150,9 @@ class ItemJudge:
         p = opts.profile
         closed = bool(p.think_end) and p.think_end in text
         closing = ("" if closed else (p.think_end or "")) + (p.force_prefix or "")
-        closing_ids = self.preparer.closing_ids(p, closed)
-        texts = self.texts_for(opts, forced=True)
-        spec = SamplingSpec(max_tokens=self.preparer.choice_room(opts), temperature=0.0, choices=p.force_choices,
+        closing_ids = self.assets.closing_ids(p, closed)
+        texts = self.wanted_label_texts(opts, forced=True)
+        spec = SamplingSpec(max_tokens=self.assets.choice_room(p), temperature=0.0, choices=p.force_choices,
                             logprobs=TOP_LOGPROBS if texts else None, priority=opts.priority)
         gen, error = await self.generate(ids + token_ids + closing_ids, spec, RequestKind.force)
         if gen is None:

@@ -34,6 +34,10 @@ ANSWER_CHECKS = ("none", "final_answer", "math")
 TRUNCATED_POLICIES = ("answer_seen", "judge")
 REPETITION_MIN_CHARS = 256  # shorter texts cannot compress much whatever they hold
 
+# The checks that act before any engine work: an item they stop is decided early (never cached), and an
+# item they let through is judged the same whatever they say. The rest of a policy is in the cache key.
+_DECIDED_BEFORE_THE_ENGINE = ("answer", "truncated", "max_repetition")
+
 _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 _WORDLIKE = re.compile(r"\w")
 
@@ -72,6 +76,10 @@ class RewardPolicy:
         if "max_repetition" in values:
             values["max_repetition"] = float(values["max_repetition"])
         return replace(base or cls(), **values)
+
+    def key_parts(self) -> tuple:
+        """This policy's part of the judgment key: the fields not in ``_DECIDED_BEFORE_THE_ENGINE``."""
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name not in _DECIDED_BEFORE_THE_ENGINE)
 
     def describe(self) -> dict[str, Any]:
         return {"answer": self.answer, "truncated": self.truncated,

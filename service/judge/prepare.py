@@ -4,21 +4,21 @@
     policy.py) -> render each item (its field spans encoded in one batch, token-safe) -> cut an
     over-long response as text and re-render, or decide ``too_long`` / ``invalid`` -> judgment key
 
-A ``Preparer`` belongs to one engine (its tokenizer and context length) and caches what depends only
-on a profile: the rendered template and the tokens a forced verdict appends.
+A ``Preparer`` belongs to one engine (its context length and model name); what depends only on a
+profile and the tokenizer (the rendered template, the tokens a forced verdict appends) comes from the
+``ProfileAssets`` it shares with the judging (assets.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from typing import Any
 
+from service.judge.assets import ProfileAssets
 from service.judge.cache import judgment_key
 from service.judge.extract import shown_response
 from service.judge.policy import answer_seen, answer_span, repetition
-from service.judge.profiles import Profile
-from service.judge.prompts import PlainEncoder, PromptRenderer
+from service.judge.prompts import PromptRenderer
 from service.judge.types import ItemStatus, JudgeOptions, Judgment, ScoreItem
 
 TRUNCATION_MARK = "\n[...]\n"
@@ -40,28 +40,12 @@ class Prepared:
 
 
 class Preparer:
-    def __init__(self, tokenizer: Any, max_model_len: int | None, model_name: str, max_text_chars: int | None = None):
-        self.tokenizer = tokenizer
+    def __init__(self, assets: ProfileAssets, max_model_len: int | None, model_name: str,
+                 max_text_chars: int | None = None):
+        self.assets = assets
         self.max_model_len = max_model_len
         self.max_text_chars = max_text_chars  # a longer field makes its item too_long, before any tokenizing
         self.model_name = model_name
-        self._renderers: dict[tuple[str, bool], PromptRenderer] = {}
-        # One plain-text copy of the tokenizer for every profile, built now: for a 151k vocabulary that
-        # takes a second or two, which the first request should not pay.
-        self.encoder = PlainEncoder(tokenizer)
-        self._force_overheads: dict[str, int] = {}
-        self._closings: dict[tuple[str, bool], list[int]] = {}
-
-    def renderer(self, profile: Profile, has_reference: bool) -> PromptRenderer:
-        key = (profile.source or profile.name, has_reference)
-        r = self._renderers.get(key)
-        if r is None:
-            if profile.prompt is not None:
-                r = PromptRenderer(self.tokenizer, raw_prompt=profile.prompt_for(has_reference), encoder=self.encoder)
-            else:
-                r = PromptRenderer(self.tokenizer, profile.messages_for(has_reference), encoder=self.encoder)
-            self._renderers[key] = r
-        return r
 
     # -- output budgets --------------------------------------------------------------------------
 
@@ -73,33 +57,6 @@ class Preparer:
         budget = opts.max_thinking_tokens
         budget = None if budget is None else min(budget, max_tokens)
         return replace(opts, max_tokens=max_tokens, max_thinking_tokens=budget)
-
-    def force_overhead(self, opts: JudgeOptions) -> int:
-        """Tokens a forced verdict appends (closing marker, prefix, longest choice); once per profile."""
-        if not opts.forcing:
-            return 0
-        p = opts.profile
-        key = p.source or p.name
-        if key not in self._force_overheads:
-            self._force_overheads[key] = len(self.closing_ids(p, closed=False)) + self.choice_room(opts)
-        return self._force_overheads[key]
-
-    @staticmethod
-    def choice_room(opts: JudgeOptions) -> int:
-        """max_tokens of a forced verdict's request: the longest choice. A constrained decoder may spell
-        a choice with any tokens that form it, down to one per byte (a random or unsure model does):
-        budget the bytes, or the verdict is cut mid-word."""
-        return max(len(c.encode("utf-8")) for c in opts.profile.force_choices) + 1
-
-    def closing_ids(self, p: Profile, closed: bool) -> list[int]:
-        """What a forced verdict appends before the choice: the end-of-thinking marker (unless the judge
-        already wrote it) and the profile's prefix, encoded once per profile (template text: markup
-        such as ``</think>`` is meant to be its control token here)."""
-        key = (p.source or p.name, closed)
-        if key not in self._closings:
-            closing = ("" if closed else (p.think_end or "")) + (p.force_prefix or "")
-            self._closings[key] = self.tokenizer.encode(closing, add_special_tokens=False) if closing else []
-        return self._closings[key]
 
     @staticmethod
     def first_cap(opts: JudgeOptions) -> int:
@@ -117,7 +74,8 @@ class Preparer:
         """Context a judgment needs beyond its prompt (same for every item of a request): the first
         generation, then at worst the answer's continuation *and* a forced verdict after it (a judge
         that closed its thinking but still gave no verdict in its answer room is forced too)."""
-        return self.first_cap(opts) + self.answer_room(opts) + self.force_overhead(opts)
+        force = self.assets.force_overhead(opts.profile) if opts.forcing else 0
+        return self.first_cap(opts) + self.answer_room(opts) + force
 
     # -- items -----------------------------------------------------------------------------------
 
@@ -156,12 +114,21 @@ class Preparer:
                     "and the response has none"))
                 continue
             prep.response = shown
-            renderer = self.renderer(p, has_ref and p.reference != "unused")
+            renderer = self.assets.renderer(p, has_ref and p.reference != "unused")
             jobs.append((prep, renderer, renderer.texts(item.question, shown, item.reference)))
         encoded = await self._encode_distinct([t for _, _, texts in jobs for t in texts])
         for prep, renderer, texts in jobs:
-            self._finish(prep, renderer, renderer.assemble([encoded[t] for t in texts]), opts, need)
+            self._fit(prep, renderer, renderer.assemble([encoded[t] for t in texts]), opts, need)
+            if prep.early is None:
+                prep.key = self.key(prep.item, opts)
         return preps
+
+    def key(self, item: ScoreItem, opts: JudgeOptions) -> str:
+        """The judgment key: items with one key share one judgment (duplicates, in flight, the cache).
+        The response as sent (what the judge is shown follows from it and the profile); the reference
+        only where the profile shows it."""
+        reference = item.reference if opts.profile.reference != "unused" else None
+        return judgment_key(self.model_name, *opts.key_parts(), item.question, item.response, reference)
 
     @staticmethod
     def refused_by_policy(item: ScoreItem, opts: JudgeOptions) -> Judgment | None:
@@ -195,14 +162,13 @@ class Preparer:
     async def _encode_distinct(self, texts: list[str]) -> dict[str, list[int]]:
         distinct = list(dict.fromkeys(texts))
         if sum(map(len, distinct)) < ENCODE_INLINE_CHARS:
-            ids = self.encoder.encode_batch(distinct)
+            ids = self.assets.encoder.encode_batch(distinct)
         else:
-            ids = await asyncio.to_thread(self.encoder.encode_batch, distinct)
+            ids = await asyncio.to_thread(self.assets.encoder.encode_batch, distinct)
         return dict(zip(distinct, ids, strict=True))
 
-    def _finish(self, prep: Prepared, renderer: PromptRenderer, ids: list[int], opts: JudgeOptions,
-                need: int) -> None:
-        """Fit the prompt to the context (or decide too_long), then set its ids and judgment key."""
+    def _fit(self, prep: Prepared, renderer: PromptRenderer, ids: list[int], opts: JudgeOptions, need: int) -> None:
+        """Fit the prompt to the context (or decide too_long), then set its ids."""
         p, item = opts.profile, prep.item
         if self.max_model_len is not None and len(ids) + need > self.max_model_len:
             fitted = None if p.truncate == "none" else self._truncated(renderer, prep, len(ids), need, p.truncate)
@@ -220,14 +186,8 @@ class Preparer:
                 prep.response = response
         if opts.return_prompt:
             prep.prompt = renderer.fill(item.question, prep.response, item.reference)
-        if prep.early is not None:
-            return
-        prep.ids = ids
-        prep.key = judgment_key(p.source or p.name, self.model_name, opts.samples, opts.temperature, opts.top_p,
-                                opts.max_tokens, opts.max_thinking_tokens if opts.forcing else None, opts.seed,
-                                opts.return_reasoning, opts.policy.forced, opts.reward_mode, opts.probe,
-                                item.question, item.response,
-                                item.reference if p.reference != "unused" else None)
+        if prep.early is None:
+            prep.ids = ids
 
     def _truncated(self, renderer: PromptRenderer, prep: Prepared, prompt_len: int, need: int, mode: str
                    ) -> tuple[list[int], str, list[tuple[int, int]]] | None:
@@ -236,8 +196,8 @@ class Preparer:
         too little of the response would remain."""
         item = prep.item
         limit = self.max_model_len - need
-        ends = self.encoder.char_ends(prep.response)
-        mark = len(self.encoder.encode(TRUNCATION_MARK))
+        ends = self.assets.encoder.char_ends(prep.response)
+        mark = len(self.assets.encoder.encode(TRUNCATION_MARK))
         over = prompt_len - limit
         for _ in range(4):  # re-encoding at the cut can merge a token or two differently: check, shrink
             keep = len(ends) - over - mark - 2

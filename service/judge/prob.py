@@ -39,7 +39,7 @@ def label_texts(p: Profile) -> dict[str, str]:
     return {label: label for label in p.rewards}
 
 
-def unsupported(p: Profile) -> str | None:
+def why_no_prob(p: Profile) -> str | None:
     """Why ``prob`` cannot be read for this profile (None: it can)."""
     if p.score_range is not None:
         return f"judge {p.name!r} gives a number, not a label; its scores cannot be told apart by one token"
@@ -47,6 +47,7 @@ def unsupported(p: Profile) -> str | None:
     if len(set(firsts)) != len(firsts) or "" in firsts:
         return f"judge {p.name!r}'s labels cannot be told apart by their first character"
     return None
+
 
 
 def label_start(text: str, p: Profile) -> int | None:

@@ -76,6 +76,12 @@ class Profile:
     policy: RewardPolicy = field(default_factory=RewardPolicy)
 
     @property
+    def key(self) -> str:
+        """What tells this profile apart in the cache key and the per-profile caches: the file it came
+        from (two directories may each hold a ``nano.toml``), else its name (a profile built in code)."""
+        return self.source or self.name
+
+    @property
     def can_force(self) -> bool:
         return bool(self.force_choices)
 

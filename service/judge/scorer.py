@@ -1,10 +1,13 @@
 """The scorer: items in, one result per item out, in named stages.
 
-    score:  clamp budgets -> [verify: the rule-based check decides what it can] -> judged items:
-    _judged: prepare (render token-safe and token-faithful, truncate or too_long; prepare.py)
+    score:  clamp budgets -> [verify: the rule-based check decides what it can] -> judge the items:
+    _judge_items: prepare (Preparer.prepare: render token-safe and token-faithful, truncate or
+                  too_long, judgment key; prepare.py)
              -> reuse (decided early, cache hits, duplicates of an item in this request)
              -> launch (group priming, then one engine request per unique item; judging.py)
              -> await (the request's deadline; abort what is left) -> collect (one result per item)
+
+A finished judgment task means the same to streaming and to collecting (``_outcome``).
 
 Every unique item becomes its own engine request at once: the engine's continuous batching
 interleaves them with the items of every other concurrent request. Cancelling ``score`` (the client
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from service.engine.base import EngineDead, EngineError, JudgeEngine, RequestKind, SamplingSpec, new_request_id
+from service.judge.assets import ProfileAssets
 from service.judge.cache import InFlight, LruCache
 from service.judge.judging import ItemJudge, verified
 from service.judge.prepare import Prepared, Preparer
@@ -33,14 +37,15 @@ log = logging.getLogger(__name__)
 class Scorer:
     """Scores items with any judge profile on one engine."""
 
-    def __init__(self, engine: JudgeEngine, max_model_len: int | None = None, cache_entries: int = 100_000,
-                 cache_bytes: int = 256 * 2**20, group_priming: bool = True, min_prime_tokens: int = 32,
-                 verifier: VerifyPool | None = None, max_text_chars: int | None = None):
+    def __init__(self, engine: JudgeEngine, cache_entries: int = 100_000, cache_bytes: int = 256 * 2**20,
+                 group_priming: bool = True, min_prime_tokens: int = 32, verifier: VerifyPool | None = None,
+                 max_text_chars: int | None = None):
         self.engine = engine
         self.verifier = verifier
         self.stats = ScorerStats()
-        self.preparer = Preparer(engine.tokenizer, max_model_len, engine.model_name, max_text_chars)
-        self.judge = ItemJudge(engine, self.preparer, self.stats)
+        assets = ProfileAssets(engine.tokenizer)  # each profile's assets built once, for preparing and judging
+        self.preparer = Preparer(assets, engine.max_model_len, engine.model_name, max_text_chars)
+        self.judge = ItemJudge(engine, self.preparer, assets, self.stats)
         self.cache: LruCache[Judgment] = LruCache(cache_entries, cache_bytes, size_of=_judgment_size)
         self.inflight: InFlight[Judgment] = InFlight()
         self.group_priming = group_priming
@@ -69,7 +74,7 @@ class Scorer:
                 on_result(r)
 
         if opts.mode == "judge":
-            results = await self._judged(items, opts, timeout_s, emit)
+            results = await self._judge_items(items, opts, timeout_s, emit)
         else:  # (the judged part runs on a sub-list: its results are streamed once mapped back)
             results = await self._with_verify(items, opts, timeout_s)
         for r in results:
@@ -100,7 +105,7 @@ class Scorer:
             else:
                 to_judge.append(i)
         if to_judge:
-            judged = await self._judged([items[i] for i in to_judge], opts, timeout_s)
+            judged = await self._judge_items([items[i] for i in to_judge], opts, timeout_s)
             for i, r in zip(to_judge, judged, strict=True):
                 outcome = outcomes.get(i)
                 j = replace(r.judgment, verify=outcome)
@@ -112,9 +117,11 @@ class Scorer:
 
     # -- the judge ---------------------------------------------------------------------------------
 
-    async def _judged(self, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float | None,
-                      emit: Callable[[ItemResult], None] | None = None) -> list[ItemResult]:
-        preps = await self._prepare(items, opts)
+    async def _judge_items(self, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float | None,
+                           emit: Callable[[ItemResult], None] | None = None) -> list[ItemResult]:
+        """Stage 1 is the Preparer's: every item rendered to prompt ids (or decided early: invalid,
+        too_long); stages 2-5 below."""
+        preps = await self.preparer.prepare(items, opts)
         results: list[ItemResult | None] = [None] * len(items)
         unique, duplicates = self._reuse(preps, opts, results)
         tasks = [asyncio.ensure_future(c) for c in self._launch(unique, opts)]
@@ -130,10 +137,6 @@ class Scorer:
         pending = await self._await(tasks, timeout_s)
         self._collect(unique, tasks, pending, duplicates, results, timeout_s)
         return results  # type: ignore[return-value]
-
-    async def _prepare(self, items: list[ScoreItem], opts: JudgeOptions) -> list[Prepared]:
-        """Stage 1: every item rendered to prompt ids (or decided early: invalid, too_long)."""
-        return await self.preparer.prepare(items, opts)
 
     def _reuse(self, preps: list[Prepared], opts: JudgeOptions, results: list[ItemResult | None]
                ) -> tuple[list[Prepared], list[tuple[Prepared, Prepared]]]:
@@ -204,11 +207,8 @@ class Scorer:
             if task in pending:
                 judgment, joined = Judgment(ItemStatus.timeout, message=(
                     f"not judged within the request's deadline of {timeout_s:g} s")), False
-            elif task.exception() is not None:
-                judgment, joined = Judgment(ItemStatus.error, message=f"{type(task.exception()).__name__}: "
-                                            f"{task.exception()}"), False
             else:
-                judgment, joined = task.result()
+                judgment, joined = _outcome(task)
             results[prep.index] = ItemResult(prep.index, prep.item.id, judgment, cached=joined, prompt=prep.prompt)
             if joined:
                 self.stats.dedup_hits += 1
@@ -226,11 +226,7 @@ class Scorer:
         (deadline, disconnect) and a dead engine are left to the collect stage and the caller."""
         if task.cancelled() or isinstance(task.exception(), EngineDead):
             return
-        if task.exception() is not None:
-            judgment, joined = Judgment(ItemStatus.error, message=f"{type(task.exception()).__name__}: "
-                                        f"{task.exception()}"), False
-        else:
-            judgment, joined = task.result()
+        judgment, joined = _outcome(task)
         emit(ItemResult(prep.index, prep.item.id, judgment, cached=joined, prompt=prep.prompt))
         for dup in dups:
             emit(ItemResult(dup.index, dup.item.id, judgment, cached=True, prompt=dup.prompt))
@@ -268,6 +264,15 @@ class Scorer:
             return judgment
 
         return await self.inflight.run(prep.key, start)
+
+
+def _outcome(task: asyncio.Future) -> tuple[Judgment, bool]:
+    """What a finished (not cancelled) judgment task means: (judgment, joined). A failure is the item's
+    error judgment, never the request's."""
+    exc = task.exception()
+    if exc is not None:
+        return Judgment.from_exception(exc), False
+    return task.result()
 
 
 def _common_prefix(seqs: list[list[int]]) -> list[int]:

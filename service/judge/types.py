@@ -1,14 +1,14 @@
 """The scorer's data: what goes in (``ScoreItem``, ``JudgeOptions``), what comes out (``Judgment``,
 ``ItemResult`` with one ``ItemStatus``), and the counters the metrics read (``ScorerStats``).
 
-Plain data with no behaviour beyond defaults, so the API schemas and the metrics import these, not
-the scorer.
+Plain data, with no behaviour beyond what follows from the fields (defaults, the options' part of the
+cache key, an error judgment), so the API schemas and the metrics import these, not the scorer.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 from service.judge.policy import RewardPolicy
@@ -40,6 +40,16 @@ class ScoreItem:
     response: str
     reference: str | None = None
     id: str | None = None
+
+
+# The options that cannot change a judgment the cache holds, each with its reason. Every other field of
+# JudgeOptions is in the cache key, so a new option is too unless it is added here.
+NOT_IN_CACHE_KEY = {
+    "return_prompt": "an output option: the prompt rides on the ItemResult, not on the cached Judgment",
+    "cache": "whether to read and write the cache, not what is judged",
+    "mode": "the rule-based check runs beside the judge and is added to a copy of its judgment",
+    "priority": "when the engine runs the requests, not what they generate",
+}
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,24 @@ class JudgeOptions:
     def use_cache(self) -> bool:
         return self.temperature == 0.0 if self.cache is None else self.cache
 
+    def key_parts(self) -> tuple:
+        """These options' part of the judgment key: each field in order, as it bears on the judgment,
+        except those in ``NOT_IN_CACHE_KEY``."""
+        parts: list = []
+        for f in fields(self):
+            if f.name in NOT_IN_CACHE_KEY:
+                continue
+            value = getattr(self, f.name)
+            if f.name == "profile":
+                parts.append(value.key)
+            elif f.name == "max_thinking_tokens":
+                parts.append(value if self.forcing else None)  # a budget only a forced verdict reads
+            elif f.name == "policy":
+                parts.extend(value.key_parts())
+            else:
+                parts.append(value)
+        return tuple(parts)
+
 
 @dataclass
 class Usage:
@@ -125,6 +153,11 @@ class Judgment:
     verify: VerifyOutcome | None = None  # the rule-based check, when one ran
     verify_agrees: bool | None = None  # mode both: did the judge and the check agree?
     verdict_prob: float | None = None  # mean probability of the best-rewarded label over the samples
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> Judgment:
+        """The judgment of an item whose judging raised ``exc``: ``error`` (retrying it may succeed)."""
+        return cls(ItemStatus.error, message=f"{type(exc).__name__}: {exc}")
 
 
 @dataclass

@@ -20,7 +20,7 @@ Q = "What is 12 + 30?"
 
 def scorer_for(tokenizer, reply=perfect_nano_judge, max_model_len=1024):
     engine = FakeEngine(tokenizer, reply, max_model_len=max_model_len)
-    return Scorer(engine, max_model_len=max_model_len, group_priming=False), engine
+    return Scorer(engine, group_priming=False), engine
 
 
 @pytest.mark.parametrize("text, rule, found", [
@@ -135,7 +135,7 @@ async def test_the_policy_holds_in_verify_modes(nano_tokenizer):
     from service.judge.verifier import VerifyPool
 
     engine = FakeEngine(nano_tokenizer, perfect_nano_judge, max_model_len=1024)
-    scorer = Scorer(engine, max_model_len=1024, verifier=VerifyPool(workers=1))
+    scorer = Scorer(engine, verifier=VerifyPool(workers=1))
     try:
         results = await scorer.score([ScoreItem(Q, "42 " * 5000, reference="42"), ScoreItem(Q, "42", reference="42")],
                                      JudgeOptions.from_profile(NANO, mode="hybrid"))

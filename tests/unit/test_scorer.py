@@ -26,7 +26,7 @@ ITEMS = [
 def scorer_for(tokenizer, reply=perfect_nano_judge, **kwargs):
     engine = FakeEngine(tokenizer, reply, max_model_len=kwargs.pop("max_model_len", 1024),
                         delay_s=kwargs.pop("delay_s", 0.0))
-    return Scorer(engine, max_model_len=engine.max_model_len, **kwargs), engine
+    return Scorer(engine, **kwargs), engine
 
 
 def opts(profile=NANO, **kw):
