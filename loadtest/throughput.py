@@ -95,7 +95,7 @@ async def run_raw(engine_flags: list[str], renderer: PromptRenderer, workloads: 
     from vllm.sampling_params import RequestOutputKind
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    from service.cli import parse_serve_args
+    from service.launch import parse_serve_args
 
     llm = AsyncLLM.from_engine_args(AsyncEngineArgs.from_cli_args(parse_serve_args(engine_flags)))
     params = SamplingParams(temperature=0.0, max_tokens=max_tokens, output_kind=RequestOutputKind.FINAL_ONLY)

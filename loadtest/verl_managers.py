@@ -1,6 +1,6 @@
 """verl's reward managers side by side on one server: the naive manager (one blocking compute_score per
 sample), the reward loop (one awaited compute_score_async per sample, all concurrent) and the batch
-manager (one compute_score_batch), as verl calls them (tests/contracts/verl_managers.py).
+manager (one compute_score_batch), as verl calls them (loadtest/verl_calls.py).
 
     python loadtest/verl_managers.py --url http://127.0.0.1:8000 [--items 256] [--rounds 3]
 
@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.contracts.verl_managers import batch_manager, naive_manager, reward_loop  # noqa: E402
+from loadtest.verl_calls import batch_manager, naive_manager, reward_loop  # noqa: E402
 
 
 def main() -> None:

@@ -9,40 +9,20 @@
 Bare ``libra-serve`` means ``serve``. Every flag vLLM's engine takes (``--model``, ``--max-model-len``,
 ``--tensor-parallel-size``, ``--dtype``, ...) passes through unchanged; ``--model`` defaults to the
 bundled nano judge so the default path needs no download.
+
+This module dispatches and runs uvicorn; serve's flags and what they decide are ``service/launch.py``'s,
+shared with Ray's launcher. Nothing imports this module: it is run (the ``libra-serve`` script, ``-m``).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import shlex
 import sys
 from collections.abc import Sequence
 
-from service.config import NANO_JUDGE_PATH, Settings
+from service.config import Settings
 
 SUBCOMMANDS = ("serve", "bench", "label", "traces", "ray")
-
-
-def serve_parser() -> argparse.ArgumentParser:
-    from service.engine.vllm_engine import add_engine_args, engine_parser_class
-
-    settings = Settings()
-    parser = engine_parser_class()(prog="libra-serve serve", description="Serve a thinking judge over HTTP.")
-    group = parser.add_argument_group("Libra Serve")
-    group.add_argument("--host", default=settings.host, help="bind address (env LIBRA_HOST)")
-    group.add_argument("--port", type=int, default=settings.port, help="port (env LIBRA_PORT)")
-    group.add_argument("--judge", default=settings.judge,
-                       help="default judge profile (env LIBRA_JUDGE); nano for the bundled model, else libra")
-    group.add_argument("--judges-dir", default=settings.judges_dir, help="extra profile directory")
-    add_engine_args(parser)
-    parser.set_defaults(model=settings.model or str(NANO_JUDGE_PATH), disable_log_stats=False)
-    return parser
-
-
-def parse_serve_args(argv: Sequence[str]) -> argparse.Namespace:
-    """The command line, after ``LIBRA_VLLM_ARGS`` (so flags on the command line override it)."""
-    return serve_parser().parse_args(shlex.split(Settings().vllm_args) + list(argv))
 
 
 class _Server:
@@ -78,23 +58,15 @@ class _Server:
 def serve(argv: Sequence[str]) -> None:
     from service.app import build_app
     from service.engine.vllm_engine import open_vllm_engine
+    from service.launch import resolve
     from service.logs import setup_logging
 
-    args = parse_serve_args(argv)
-    # --log-level is vLLM's own flag; it sets the service's level too (else LIBRA_LOG_LEVEL).
-    level = getattr(args, "log_level", None) or Settings().log_level
-    settings = Settings(host=args.host, port=args.port, judge=args.judge, judges_dir=args.judges_dir,
-                        log_level=level)
+    args, settings, judge = resolve(argv)
     setup_logging(settings.log_level, settings.json_logs)
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key_list():
         logging.getLogger("libra").warning(
             "binding %s without API keys: anyone who can reach this port can use the judge "
             "(set LIBRA_API_KEYS or LIBRA_API_KEYS_FILE)", settings.host)
-    judge = settings.resolve_judge(args.model)
-    if settings.is_nano(args.model) and args.dtype == "auto":
-        # vLLM would run the fp32 checkpoint in bf16 on CPU; a 1M-parameter model keeps its precision.
-        args.dtype = "float32"
-        args.served_model_name = args.served_model_name or ["nano-judge"]
     holder: dict = {}
     app = build_app(settings, lambda: open_vllm_engine(args), judge,
                     on_engine_dead=lambda: holder["server"].stop_for_dead_engine())

@@ -6,8 +6,8 @@
 ``app_builder`` is the Serve config's ``import_path``. Its ``args`` carry ``libra-serve serve``'s own flags
 (``serve_args``: --model, --judge, --judges-dir and every vLLM engine flag) and ``settings`` (Settings fields,
 as ``LIBRA_*`` would set them). They are checked where the application is built, by serve's own parser and
-``build_app``'s own judge check, so a bad flag or an unknown judge fails the deploy with the message
-``libra-serve serve`` prints.
+decisions (``service/launch.py``) and ``build_app``'s own judge check, so a bad flag or an unknown judge fails
+the deploy with the message ``libra-serve serve`` prints.
 
 Each replica (``LibraJudge``) calls ``build_app`` in ``__serve_build_asgi_app__`` and Ray runs the app's
 lifespan, which starts the replica's own engine: the routes and the contract are those of ``libra-serve
@@ -44,6 +44,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ray import serve
 
 from service.config import Settings
+from service.engine.base import EngineDead
+from service.launch import ServeSpec, parse_serve_args
+from service.lifecycle import NotServing
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +78,11 @@ class LibraArgs(BaseModel):
         return shlex.split(self.serve_args) if isinstance(self.serve_args, str) else [str(a) for a in self.serve_args]
 
 
-def resolve(serve_args: Sequence[str], overrides: dict[str, Any] | None = None) -> tuple[Namespace, Settings, str]:
-    """What ``libra-serve serve`` decides before it builds the app, from the same parser: the engine flags (after
-    ``LIBRA_VLLM_ARGS``), the Settings, the judge; and the app is built once without an engine, so an unknown
-    judge fails here. Raises DeployError with the line ``libra-serve serve`` prints."""
+def deploy_spec(serve_args: Sequence[str], overrides: dict[str, Any] | None = None) -> ServeSpec:
+    """``libra-serve serve``'s decisions (``service.launch``) on a deploy's flags and settings, checked where the
+    application is built: the app is built once without an engine, so an unknown judge fails here. Raises
+    DeployError with the line ``libra-serve serve`` prints."""
     from service.app import build_app
-    from service.cli import parse_serve_args
     from service.judge.profiles import ProfileError
 
     overrides = dict(overrides or {})
@@ -97,22 +99,16 @@ def resolve(serve_args: Sequence[str], overrides: dict[str, Any] | None = None) 
         if name not in _DEFAULTS:
             known = ", ".join(sorted(set(_DEFAULTS) - set(FLAG_SETTINGS)))
             raise DeployError(f"unknown setting {name!r}; known: {known}")
-    override_level = overrides.pop("log_level", None)  # vLLM's --log-level wins, as in `libra-serve serve`
-    level = getattr(args, "log_level", None) or override_level or Settings().log_level
     try:
-        settings = Settings(**overrides, judge=args.judge, judges_dir=args.judges_dir, log_level=level)
+        spec = ServeSpec.from_args(args, overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise DeployError(f"setting {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    judge = settings.resolve_judge(args.model)
-    if settings.is_nano(args.model) and args.dtype == "auto":  # as `libra-serve serve`: keep the fp32 checkpoint
-        args.dtype = "float32"
-        args.served_model_name = args.served_model_name or ["nano-judge"]
     try:
-        build_app(settings, _no_engine, judge)
+        build_app(spec.settings, _no_engine, spec.judge)
     except ProfileError as exc:
         raise DeployError(str(exc)) from None
-    return args, settings, judge
+    return spec
 
 
 def _no_engine():
@@ -202,7 +198,7 @@ class LibraJudge:
         from service.engine.vllm_engine import open_vllm_engine
         from service.logs import setup_logging
 
-        args, settings, judge = resolve(self.serve_args, self.overrides)
+        args, settings, judge = deploy_spec(self.serve_args, self.overrides)
         setup_logging(settings.log_level, settings.json_logs)
         self.judge_app = build_app(settings, lambda: open_vllm_engine(args), judge, on_engine_dead=self._engine_died)
         _serve_metrics_from(self.judge_app, self._all_metrics)
@@ -225,7 +221,7 @@ class LibraJudge:
         if not self._ready:  # the first check gates routing: the engine must have answered its probe
             try:
                 serving.lifecycle.readiness()
-            except Exception as exc:  # an ApiError (503) in the HTTP app; here just "not healthy"
+            except (NotServing, EngineDead) as exc:  # not ready or draining (503 in the HTTP app): "not healthy"
                 raise RuntimeError(f"not ready: {exc}") from None
             self._ready = True
 
@@ -269,7 +265,7 @@ def app_builder(args: dict[str, Any]) -> serve.Application:
     except ValidationError as exc:
         err = exc.errors()[0]
         raise DeployError(f"args.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    _, settings, _ = resolve(config.argv(), config.settings)
+    settings = deploy_spec(config.argv(), config.settings).settings
     judge = LibraJudge.options(max_ongoing_requests=settings.admission_budget + PROBE_ROOM)
     return judge.bind(config.argv(), config.settings, MetricsHub.bind())
 
@@ -333,7 +329,7 @@ def run_local(argv: Sequence[str]) -> None:
 
     opts, serve_args = ray_parser().parse_known_args(list(argv))
     try:
-        _, settings, judge = resolve(serve_args)
+        _, settings, judge = deploy_spec(serve_args)
     except DeployError as exc:
         sys.exit(str(exc))
     if opts.replica_gpus is None:

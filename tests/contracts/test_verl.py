@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tests.contracts.verl_managers import batch_manager, naive_manager, reward_loop
+from loadtest.verl_calls import batch_manager, naive_manager, reward_loop
 
 pytestmark = pytest.mark.integration
 

@@ -31,7 +31,7 @@ def load(path: str) -> dict:
 def test_serve_config_is_valid_and_builds(path):
     from ray.serve.schema import DeploymentSchema, ServeDeploySchema
 
-    from service.ray_serve import DEPLOYMENT, LibraArgs, app_builder, resolve
+    from service.ray_serve import DEPLOYMENT, LibraArgs, app_builder, deploy_spec
 
     config = load(path)
     ServeDeploySchema.model_validate(config)  # what `serve deploy` checks first
@@ -46,7 +46,7 @@ def test_serve_config_is_valid_and_builds(path):
     assert "max_ongoing_requests" not in judge  # the builder sets it from the admission budget
     # The args as the builder reads them: serve's parser accepts the flags, the judge exists, the settings too.
     args = LibraArgs.model_validate(app["args"])
-    engine_args, settings, judge_name = resolve(args.argv(), args.settings)
+    engine_args, settings, judge_name = deploy_spec(args.argv(), args.settings)
     assert judge_name in ("libra", "nano") and engine_args.max_model_len
     built = app_builder(app["args"])
     assert built._bound_deployment._deployment_config.max_ongoing_requests == settings.admission_budget + 64

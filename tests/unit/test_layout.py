@@ -1,5 +1,6 @@
 """The package map holds: the server imports none of the client side or the toy kit, the client
-package imports nothing of the server, modules stay small, and tests share helpers, not test modules."""
+package imports nothing of the server, loadtest nothing of the tests, nothing imports the command line,
+nothing below the HTTP layer imports it, modules stay small, and tests share helpers, not test modules."""
 
 from __future__ import annotations
 
@@ -33,11 +34,52 @@ def py_files(folder: str) -> list[Path]:
     ("service", ("nano", "libra_eval", "libra_client", "tests")),
     ("client", ("service", "libra_eval", "nano", "tests")),
     ("libra_eval", ("service", "nano", "tests")),
+    ("loadtest", ("tests",)),  # the tests may use loadtest's pieces (verl_calls.py), never the reverse
 ])
 def test_packages_import_only_what_the_map_allows(folder, forbidden):
     offenders = [f"{p.relative_to(ROOT)}: {m}" for p in py_files(folder) for m in sorted(imported_modules(p))
                  if m.split(".")[0] in forbidden and (str(p.relative_to(ROOT)), m) not in ALLOWED]
     assert not offenders
+
+
+def imported_names(path: Path) -> set[str]:
+    """``imported_modules`` plus ``package.name`` for each ``from package import name``, which may be a module."""
+    names = imported_modules(path)
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {f"{node.module}.{a.name}" for a in node.names}
+    return names
+
+
+def imports_of(name: str, path: Path) -> list[str]:
+    """What ``path`` imports of module ``name`` (or below it), without the names inside an imported module."""
+    hits = {m for m in imported_names(path) if m == name or m.startswith(f"{name}.")}
+    return sorted(m for m in hits if m.rpartition(".")[0] not in hits)
+
+
+def repo_files() -> list[Path]:
+    return [p for folder in ("service", "client", "libra_eval", "nano", "loadtest", "tests", "docker")
+            for p in py_files(folder)]
+
+
+def test_nothing_imports_the_command_line():
+    """``service/cli.py`` only dispatches: what a launch decides is ``service/launch.py``'s, which every
+    launcher (cli, ray_serve, loadtest/throughput.py) imports. Running the CLI (``-m service.cli``) is fine."""
+    offenders = {str(p.relative_to(ROOT)): imports_of("service.cli", p) for p in repo_files()}
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+# The floors of service/ above the HTTP layer: build_app wires it, and the launchers sit on build_app.
+ABOVE_API = {"service/app.py", "service/launch.py", "service/cli.py", "service/ray_serve.py"}
+
+
+def test_nothing_below_the_http_layer_imports_it():
+    """engine/, config, logs, judge/, lifecycle and metrics sit below service/api/: an error they raise is
+    their own, and api/errors.py maps it to a status."""
+    below = [p for p in py_files("service") if not p.relative_to(ROOT).is_relative_to("service/api")
+             and str(p.relative_to(ROOT)) not in ABOVE_API]
+    offenders = {str(p.relative_to(ROOT)): imports_of("service.api", p) for p in below}
+    assert {path: names for path, names in offenders.items() if names} == {}
 
 
 def test_the_client_package_loads_no_server_dependency():

@@ -1,5 +1,6 @@
 """verl's three ways of calling a ``compute_score``, reproduced from its source (the facts and commits:
-tests/contracts/test_verl.py): the contract tests and ``loadtest/verl_managers.py`` share them."""
+tests/contracts/test_verl.py). ``verl_managers.py`` times them and the verl contract tests run them; they live
+here, beside the benchmark, because the tests may import loadtest but loadtest never imports the tests."""
 
 from __future__ import annotations
 
