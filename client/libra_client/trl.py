@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from libra_client.env import async_client
+from libra_client.env import shared_client
 from libra_client.messages import question_of, response_of
 
 REFERENCE_COLUMNS = ("reference", "answer", "solution", "ground_truth")
@@ -34,9 +34,8 @@ async def libra_reward(prompts: list[Any], completions: list[Any], log_extra: Ca
     items = [{"question": question_of(p), "response": response_of(c),
               "reference": None if refs is None else _reference(refs[i])}
              for i, (p, c) in enumerate(zip(prompts, completions, strict=True))]
-    client, options = async_client()
-    async with client:
-        results = await client.score(items, **options)
+    client, options = shared_client()  # the process's: every step reuses its pool and replica state
+    results = await client.ascore(items, **options)
     if log_extra is not None:
         log_extra("judge_status", [r.status for r in results])
         log_extra("judge_verdict", [r.verdict or "" for r in results])

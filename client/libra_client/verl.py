@@ -9,7 +9,8 @@ preprocessing), ``problem``, ``prompt`` or ``raw_prompt`` (a string or chat mess
 preprocessing keeps none of them: then the item is sent without one, the server answers ``invalid``, and
 a warning says so once per process (the fix is one line in the preprocessing: docs/integrations.md).
 ``ground_truth`` is the reference (any scalar). Items the judge could not score get
-``LIBRA_FAILURE_REWARD`` (default 0.0).
+``LIBRA_FAILURE_REWARD`` (default 0.0). Every form goes through the process's one client
+(``libra_client.env``), configured by the other ``LIBRA_*`` variables.
 
 Each sample's result is verl's dict form: ``score`` plus ``judge_status`` and ``judge_verdict`` (text)
 and ``judge_forced`` / ``judge_failed`` (0.0 or 1.0), the same keys for every sample, so they land in
@@ -24,7 +25,7 @@ import os
 import warnings
 from typing import Any
 
-from libra_client.env import async_client, sync_client
+from libra_client.env import shared_client
 from libra_client.messages import question_of
 
 QUESTION_KEYS = ("question", "problem", "prompt", "raw_prompt")
@@ -69,7 +70,7 @@ def _result(result) -> dict[str, Any] | float:
 def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,
                   **kwargs: Any) -> dict[str, Any] | float:
     """One sample (verl's naive and reward-loop managers call this per item)."""
-    client, options = sync_client()
+    client, options = shared_client()  # one per process: per-sample calls share its pool and replica state
     [result] = client.score([_item(solution_str, ground_truth, extra_info)], **options)
     return _result(result)
 
@@ -77,7 +78,7 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
 def compute_score_batch(data_sources: list[str], solution_strs: list[str], ground_truths: list[Any],
                         extra_infos: list[dict | None], **kwargs: Any) -> list[dict[str, Any] | float]:
     """The whole batch in one call (verl's BatchRewardManager): much faster than one call per sample."""
-    client, options = sync_client()
+    client, options = shared_client()
     items = [_item(s, g, e) for s, g, e in zip(solution_strs, ground_truths, extra_infos, strict=True)]
     return [_result(r) for r in client.score(items, **options)]
 
@@ -85,7 +86,6 @@ def compute_score_batch(data_sources: list[str], solution_strs: list[str], groun
 async def compute_score_async(data_source: str, solution_str: str, ground_truth: Any,
                               extra_info: dict | None = None, **kwargs: Any) -> dict[str, Any] | float:
     """Async per-sample form, for verl's reward loop (it awaits an async compute_score)."""
-    client, options = async_client()
-    async with client:
-        [result] = await client.score([_item(solution_str, ground_truth, extra_info)], **options)
+    client, options = shared_client()
+    [result] = await client.ascore([_item(solution_str, ground_truth, extra_info)], **options)
     return _result(result)
