@@ -5,7 +5,8 @@ STAMP := $(VENV)/.libra-installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install deploy-tools serve test lint loadtest throughput nano-eval nano-train clean install-check image-cpu-check
+.PHONY: install deploy-tools serve test lint loadtest throughput nano-eval nano-train clean install-check image-cpu-check \
+	package-check throughput-check docs-check
 
 install: $(STAMP)
 
@@ -17,16 +18,17 @@ $(STAMP): pyproject.toml client/pyproject.toml docker/install.sh docker/torch-so
 	bash docker/install.sh $(VENV) cpu,dev
 	@touch $(STAMP)
 
-# The deployment checks validate docker/ with real tools (no Docker engine needed): docker-compose
-# and promtool, from Debian's packages when they are missing and apt-get can install them.
+# The deployment checks validate docker/ with real tools (no Docker engine needed): docker-compose,
+# promtool and nginx, from Debian's packages when they are missing and apt-get can install them.
 deploy-tools:
-	@if ! command -v docker-compose >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then \
+	@if ! command -v docker-compose >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1 \
+	    || ! PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null 2>&1; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    echo "installing docker-compose and promtool (Debian packages docker-compose, prometheus)"; \
+	    echo "installing docker-compose, promtool and nginx (Debian packages docker-compose, prometheus, nginx)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      docker-compose prometheus >/dev/null; \
+	      docker-compose prometheus nginx >/dev/null; \
 	  else \
-	    echo "docker-compose or promtool missing: the deployment checks will be skipped (CI fails instead)"; \
+	    echo "docker-compose, promtool or nginx missing: the deployment checks will be skipped (CI fails instead)"; \
 	  fi; \
 	fi
 
@@ -39,6 +41,32 @@ test: install deploy-tools
 # Locust RL-trainer load test (starts the nano judge if nothing serves on 127.0.0.1:8000); report in reports/.
 loadtest: install
 	$(PY) loadtest/run.py $(LOADTEST_ARGS)
+
+# The packaging tier (tests/packaging): the GPU image's dependencies resolved by pip against PyPI for vLLM's
+# image (30-90 s), and the client installed alone into a fresh Python 3.10 venv. Not in `make test`; CI runs it.
+package-check: install
+	LIBRA_PACKAGE_CHECK=1 $(PY) -m pytest -q -rs -p no:cacheprovider tests/packaging
+
+# /docs and /redoc on an air-gapped cluster (tests/browser): the real app on a FakeEngine over a socket, loaded
+# in headless Chromium (Debian's package, installed when missing) with every host but loopback cut, beside a
+# control (FastAPI's default CDN page) that must come out blank. 30-50 s; screenshots in reports/docs-check/.
+# Not in `make test` (which runs only the file's in-process checks).
+docs-check: install
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium (Debian packages chromium, fonts-dejavu-core)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium fonts-dejavu-core >/dev/null; \
+	  else \
+	    echo "chromium missing and apt-get unavailable (or not root): the browser checks will fail"; \
+	  fi; \
+	fi
+	LIBRA_BROWSER_TESTS=1 $(PY) -m pytest -q -s -rs -p no:cacheprovider tests/browser
+
+# The side-by-side harness end to end on 48 items (tests/benchmarks): three engines of its own (raw AsyncLLM,
+# libra-serve, vllm serve), so not in `make test`; CI runs it. `make throughput` is the full benchmark.
+throughput-check: install
+	LIBRA_BENCH_TESTS=1 $(PY) -m pytest -q -s -p no:cacheprovider tests/benchmarks
 
 # Side-by-side throughput benchmark: raw AsyncLLM vs this service vs vllm serve + an OpenAI client
 # (same model/items). Not `libra-serve bench`, which measures a judge's accuracy.

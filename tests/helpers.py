@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
@@ -15,6 +17,24 @@ from service.judge.verifier import DEFAULT_CHECK
 from service.metrics import metric_sum
 
 HANGING_CHECK = "tests.verify_hang:check"  # a verify check that hangs on the reference "HANG"
+ROOT = Path(__file__).resolve().parents[1]
+# ``libra-serve serve``'s greedy verdicts on held-out items (``python -m tests.record_verdicts URL`` writes
+# them), checked against the live server in make test: what the Ray replicas must match, so no plain
+# server needs to start beside them.
+SERVE_VERDICTS = ROOT / "tests/fixtures/nano_serve_verdicts.json"
+
+
+# Engine flags for the servers that start for a few light tests (not live_server, which judges most of the
+# suite's items), the Ray replicas and the throughput-harness check: vLLM's torch.compile warm-up is most of a CPU engine's start (ready 58-65 s eager vs 95-113 s
+# compiled, measured twice here on a busy machine), while what these servers are for (forcing, priorities,
+# admission, drain, engine death, the profiles' rendering) does not depend on compiled kernels.
+QUICK_START = ["--enforce-eager"]
+
+
+def heldout(start: int, n: int) -> list[dict]:
+    """Items of the nano judge's held-out set (unique across tests, so no server's cache answers them)."""
+    lines = (ROOT / "nano/heldout.jsonl").read_text().splitlines()[start:start + n]
+    return [{k: v for k, v in json.loads(line).items() if k in ("id", "question", "response")} for line in lines]
 
 
 def wait_until(predicate, timeout_s: float, poll_s: float = 0.05) -> float | None:

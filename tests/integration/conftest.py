@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from libra_eval.server_process import ServerProcess
+from tests.helpers import QUICK_START
 
 
 @pytest.fixture(scope="session")
@@ -21,5 +22,5 @@ def random_judge_server(tmp_path_factory):
     # Scheduled by priority (vLLM's --scheduling-policy priority): the priority path runs on a real engine
     # without a server of its own.
     with ServerProcess(["--model", str(path), "--judge", "nano", "--dtype", "float32", "--scheduling-policy",
-                        "priority"], log_path=log) as server:
+                        "priority", *QUICK_START], log_path=log) as server:
         yield server

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import QUICK_START
 from tests.ray.support import ADMISSION_BUDGET, SERVE_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,7 @@ def serve_config(http_port: int) -> dict:
     config["http_options"]["port"] = http_port
     [app] = config["applications"]
     assert app["args"]["serve_args"] == SERVE_ARGS
+    app["args"]["serve_args"] = [*SERVE_ARGS, *QUICK_START]  # no compile warm-up: each replica starts ~40 s sooner
     app["args"]["settings"] = {"admission_budget": ADMISSION_BUDGET}
     for name, extra in QUEUE_APPS.items():
         config["applications"].append({

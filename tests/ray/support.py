@@ -1,23 +1,14 @@
-"""What the Ray Serve tests share (fixtures are in conftest.py): the items, a client transport that counts the
-statuses it saw, and the session's replicas and their engine-core processes."""
+"""What the Ray Serve tests share (fixtures are in conftest.py; the held-out items come from tests/helpers.py): a
+client transport that counts the statuses it saw, and the session's replicas and their engine-core processes."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
 ADMISSION_BUDGET = 48  # per replica in the session's application: small, so a burst saturates a replica
 SERVE_ARGS = ["--max-num-seqs", "16", "--max-model-len", "1024"]  # docker/ray/serve.cpu.yaml's (checked)
-
-
-def heldout(start: int, n: int) -> list[dict]:
-    """Items of the nano judge's held-out set (unique across tests, so no replica's cache answers them)."""
-    lines = (ROOT / "nano/heldout.jsonl").read_text().splitlines()[start:start + n]
-    return [{k: v for k, v in json.loads(line).items() if k in ("id", "question", "response")} for line in lines]
 
 
 class CountingTransport(httpx.AsyncBaseTransport):

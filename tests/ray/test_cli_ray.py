@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.helpers import wait_until
+from tests.helpers import QUICK_START, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ITEMS = [{"id": "a", "question": "What is 347 + 58?", "response": "347 + 58 = 405. The answer is 405."},
@@ -34,7 +34,7 @@ def test_libra_serve_ray_serves_then_stops_on_sigterm(tmp_path):
     log = tmp_path / "libra-serve-ray.log"
     start = time.monotonic()
     proc = libra_serve_ray("--port", str(port), "--num-replicas", "1", "--max-num-seqs", "8",
-                           "--max-model-len", "1024", log=log)
+                           "--max-model-len", "1024", *QUICK_START, log=log)
     family: set[int] = set()
     try:
         deadline = time.monotonic() + 900

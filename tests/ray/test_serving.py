@@ -17,10 +17,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from libra_client import LibraClient
-from libra_eval.server_process import ServerProcess
 from service.metrics import metric_sum
-from tests.helpers import wait_until
-from tests.ray.support import ADMISSION_BUDGET, SERVE_ARGS, CountingTransport, alive, engine_core, heldout, replicas
+from tests.helpers import SERVE_VERDICTS, heldout, wait_until
+from tests.ray.support import ADMISSION_BUDGET, CountingTransport, alive, engine_core, replicas
 
 ITEMS = [{"id": "a", "question": "What is 347 + 58?", "response": "347 + 58 = 405. The answer is 405."},
          {"id": "b", "question": "What is 347 + 58?", "response": "347 + 58 = 415. The answer is 415."}]
@@ -69,13 +68,15 @@ def test_streamed_score_arrives_line_by_line_through_rays_proxy(ray_app):
     assert done_s - first_s > 0.5, (first_s, done_s)
 
 
-def test_same_verdicts_as_libra_serve_serve(ray_app, tmp_path):
-    items = heldout(0, 96)
+def test_same_verdicts_as_libra_serve_serve(ray_app):
+    """The replicas judge as ``libra-serve serve`` does: its greedy verdicts on these items are recorded in
+    tests/fixtures/nano_serve_verdicts.json, and make test checks the live ``libra-serve serve`` still gives
+    them (tests/integration/test_recorded_verdicts.py), so no plain server is started beside the replicas."""
+    recorded = json.loads(SERVE_VERDICTS.read_text())
+    items = heldout(recorded["start"], len(recorded["verdicts"]))
     through_ray = LibraClient(ray_app.url, chunk_size=16, max_concurrency=2).score(items)
-    with ServerProcess(SERVE_ARGS, log_path=tmp_path / "libra-serve.log") as server:
-        direct = LibraClient(server.url, chunk_size=16, max_concurrency=2).score(items)
     assert [r.status for r in through_ray] == ["ok"] * len(items)
-    assert [(r.id, r.verdict, r.reward) for r in through_ray] == [(r.id, r.verdict, r.reward) for r in direct]
+    assert [[r.id, r.verdict, r.reward] for r in through_ray] == recorded["verdicts"]
 
 
 def test_every_replicas_metrics_in_one_scrape_labelled_replica(ray_app):

@@ -262,6 +262,9 @@ def fresh_env(monkeypatch):
     for name in ("LIBRA_URL", "LIBRA_API_KEY", "LIBRA_JUDGE", "LIBRA_MODE", "LIBRA_REWARD_MODE",
                  "LIBRA_CLIENT_TIMEOUT_S", "LIBRA_CHUNK_SIZE", "LIBRA_MAX_CONCURRENCY", "LIBRA_MAX_THINKING_TOKENS"):
         monkeypatch.delenv(name, raising=False)
+    for client in list(libra_env._clients.values()):  # clients an earlier test's adapters left in this process
+        client.close()
+    libra_env._clients.clear()
     yield monkeypatch
     for client in list(libra_env._clients.values()):
         client.close()

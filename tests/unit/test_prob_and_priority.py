@@ -9,7 +9,7 @@ import pytest
 
 from service.engine.base import RequestKind
 from service.engine.fake import FakeEngine
-from service.judge.prob import label_probs, label_texts, unsupported
+from service.judge.prob import label_probs, label_texts, why_no_prob
 from service.judge.profiles import load_profile
 from service.judge.scorer import Scorer
 from service.judge.types import ItemStatus, JudgeOptions, ScoreItem
@@ -26,8 +26,8 @@ def judge_sure(p_correct: float):
 
 def test_which_profiles_can_give_probabilities():
     assert label_texts(NANO) == {"correct": "correct}", "incorrect": "incorrect}"}
-    assert unsupported(NANO) is None and unsupported(load_profile("general-verifier")) is None
-    assert "number" in unsupported(load_profile("j1-pointwise"))  # 1 and 10 share their first token
+    assert why_no_prob(NANO) is None and why_no_prob(load_profile("general-verifier")) is None
+    assert "number" in why_no_prob(load_profile("j1-pointwise"))  # 1 and 10 share their first token
 
 
 def test_label_probs_read_past_a_gap_and_ignore_other_tokens(nano_tokenizer):
@@ -41,7 +41,7 @@ def test_label_probs_read_past_a_gap_and_ignore_other_tokens(nano_tokenizer):
 @pytest.mark.parametrize("mode, reward", [("verdict", 1.0), ("prob", 0.8)])
 async def test_a_natural_verdict_gets_its_probability_from_a_probe(nano_tokenizer, mode, reward):
     engine = FakeEngine(nano_tokenizer, perfect_nano_judge, max_model_len=1024, logprobs=judge_sure(0.8))
-    scorer = Scorer(engine, max_model_len=1024)
+    scorer = Scorer(engine)
     [r] = await scorer.score([ITEM], JudgeOptions.from_profile(NANO, reward_mode=mode, probe=True))
     assert (r.judgment.status, r.judgment.verdict) == (ItemStatus.ok, "correct")
     assert r.judgment.verdict_prob == pytest.approx(0.8, abs=1e-3)
@@ -57,7 +57,7 @@ async def test_a_natural_verdict_gets_its_probability_from_a_probe(nano_tokenize
 async def test_a_forced_verdict_reads_its_probability_from_the_forced_request(nano_tokenizer):
     engine = FakeEngine(nano_tokenizer, lambda p, i: "<think>" + "7" * 1000, max_model_len=1024,
                         logprobs=judge_sure(0.3))
-    scorer = Scorer(engine, max_model_len=1024)
+    scorer = Scorer(engine)
     [r] = await scorer.score([ITEM], JudgeOptions.from_profile(NANO, max_thinking_tokens=20, reward_mode="prob"))
     assert r.judgment.status == ItemStatus.forced
     assert r.judgment.reward == pytest.approx(0.3, abs=1e-3) and engine.calls_of(RequestKind.probe) == []
@@ -68,13 +68,13 @@ async def test_a_forced_verdict_reads_its_probability_from_the_forced_request(na
 
 async def test_natural_verdicts_are_not_probed_unless_asked(nano_tokenizer):
     engine = FakeEngine(nano_tokenizer, perfect_nano_judge, max_model_len=1024, logprobs=judge_sure(0.8))
-    [r] = await Scorer(engine, max_model_len=1024).score([ITEM], JudgeOptions.from_profile(NANO))
+    [r] = await Scorer(engine).score([ITEM], JudgeOptions.from_profile(NANO))
     assert r.judgment.verdict_prob is None and engine.calls_of(RequestKind.probe) == []
 
 
 async def test_prob_with_k_samples_is_the_mean(nano_tokenizer):
     engine = FakeEngine(nano_tokenizer, perfect_nano_judge, max_model_len=1024, logprobs=judge_sure(0.9))
-    scorer = Scorer(engine, max_model_len=1024)
+    scorer = Scorer(engine)
     opts = JudgeOptions.from_profile(NANO, samples=3, reward_mode="prob")
     [r] = await scorer.score([ITEM], opts)
     assert opts.temperature == 0.6 and opts.top_p == 0.95  # the profile's voting sampling

@@ -91,7 +91,7 @@ async def test_a_hang_inside_a_batch_is_charged_to_that_item_only(hang_pool):
 
 def scorer_with_verify(tokenizer):
     engine = FakeEngine(tokenizer, perfect_nano_judge, max_model_len=1024)
-    return Scorer(engine, max_model_len=1024, verifier=VerifyPool(workers=1)), engine
+    return Scorer(engine, verifier=VerifyPool(workers=1)), engine
 
 
 MIXED = [

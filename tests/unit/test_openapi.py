@@ -15,6 +15,7 @@ DOCUMENTED = {  # (method, path) -> the error statuses its OpenAPI entry must li
     ("post", "/slime/reward/value"): SCORING,
     ("get", "/judges"): {"401"},
     ("get", "/limits"): {"401"},
+    ("get", "/version"): {"401"},
     ("get", "/health"): {"503"},
     ("get", "/ready"): {"503"},
 }

@@ -46,7 +46,7 @@ def model_ids(tokenizer, profile, messages: list[dict]) -> list[int]:
 def scorer(qwen_tokenizer):
     """One scorer for the module (its plain-text encoder is built once), on a recording FakeEngine."""
     engine = FakeEngine(qwen_tokenizer, "no verdict", max_model_len=40960)
-    return Scorer(engine, max_model_len=40960, group_priming=False)
+    return Scorer(engine, group_priming=False)
 
 
 async def sent_prompts(scorer, profile, items: list[ScoreItem]) -> tuple[list[list[int]], list]:
@@ -129,7 +129,7 @@ async def test_a_truncated_response_is_cut_as_text_and_still_tokenized_faithfull
 
     profile = dataclasses.replace(load_profile("libra"), truncate=mode)
     engine = FakeEngine(qwen_tokenizer, "no verdict", max_model_len=1024)
-    scorer = Scorer(engine, max_model_len=1024, group_priming=False)
+    scorer = Scorer(engine, group_priming=False)
     # truncated = judge: under the default (answer_seen) head mode would refuse, its final answer being cut
     opts = JudgeOptions.from_profile(profile, return_prompt=True, max_tokens=200,
                                      policy=RewardPolicy(truncated="judge"))

@@ -1,5 +1,6 @@
 """The production API against the running service and the real engine: disconnects, metrics contract,
-hostile input, bursts over the admission budget, SIGTERM draining and engine death."""
+hostile input, bursts over the admission budget, SIGTERM draining, and engine death with a trainer's client
+failing over to the replica that lives."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import httpx
 import psutil
 import pytest
 
+from libra_client import LibraClient
 from libra_eval.server_process import ServerProcess
 from nano import world
-from tests.helpers import scrape, wait_until
+from tests.helpers import QUICK_START, scrape, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -188,7 +190,7 @@ def test_the_service_still_scores_after_the_hostile_corpus(live_server):
 
 @pytest.fixture
 def small_budget_server(tmp_path):
-    with ServerProcess(log_path=tmp_path / "server.log", env={"LIBRA_ADMISSION_BUDGET": "64",
+    with ServerProcess(QUICK_START, log_path=tmp_path / "server.log", env={"LIBRA_ADMISSION_BUDGET": "64",
                                                                "LIBRA_SHUTDOWN_GRACE_S": "60"}) as server:
         yield server
 
@@ -227,13 +229,26 @@ def test_burst_of_four_times_the_budget_then_sigterm_drains(small_budget_server)
     assert server.proc.wait(60) == 0
 
 
-def test_engine_death_fails_fast_and_exits_non_zero(tmp_path):
-    with ServerProcess(log_path=tmp_path / "server.log") as server:
-        result = {}
+def test_an_engine_killed_mid_run_fails_fast_exits_non_zero_and_the_client_fails_over(live_server, tmp_path):
+    """One disposable server, its engine core killed while it holds two kinds of work: a plain request of
+    600 items (answered 503 engine_unavailable, /ready 503 within 5 s, the process exits non-zero) and a
+    trainer's client spread over it and ``live_server`` (every item still gets its result, from the
+    replica that lives). One engine start serves both checks: the server is spent either way."""
+    rng = random.Random(21)
+    drawn = [world.make_item(rng, "eval") for _ in range(400)]
+    items = [{"id": f"i{i}", "question": it.question, "response": it.response} for i, it in enumerate(drawn)]
+    with ServerProcess(QUICK_START, log_path=tmp_path / "server.log") as server:
+        result, trained = {}, {}
         worker = threading.Thread(target=lambda: result.update(resp=httpx.post(
             server.url_for("score"), json={"items": unique_items(600, seed=5), "cache": False}, timeout=120)))
         worker.start()
         assert wait_until(lambda: engine_busy(server) > 0, 20) is not None
+        client = LibraClient([server.url, live_server.url], chunk_size=20, max_concurrency=8,
+                             replica_cooldown_s=60, backoff_base_s=0.2)
+        trainer = threading.Thread(target=lambda: trained.update(results=client.score(items, cache=False)))
+        trainer.start()
+        # The client's first chunks are admitted on the doomed server too (beside the 600) before the kill.
+        assert wait_until(lambda: scrape(server, "libra_queue_depth") > 600, 30) is not None
         cores = [p for p in psutil.Process(server.proc.pid).children(recursive=True)
                  if "EngineCore" in " ".join(p.cmdline()) or "EngineCore" in p.name()]
         assert cores, [p.cmdline() for p in psutil.Process(server.proc.pid).children(recursive=True)]
@@ -259,3 +274,9 @@ def test_engine_death_fails_fast_and_exits_non_zero(tmp_path):
         print(f"\nengine kill -> /ready 503: {to_503:.2f} s; in-flight request answered 503 after "
               f"{answered:.2f} s; process exit code {code}")
         assert code != 0
+        trainer.join(300)
+    results = trained["results"]
+    assert [r.id for r in results] == [it["id"] for it in items]
+    assert all(r.status == "ok" for r in results), {r.status for r in results}
+    right = sum(r.verdict == ("correct" if it.label else "incorrect") for r, it in zip(results, drawn, strict=True))
+    assert right / len(items) >= 0.95

@@ -16,6 +16,7 @@ import pytest
 
 from libra_eval.server_process import ServerProcess
 from service.judge.profiles import list_profiles, load_profile
+from tests.helpers import QUICK_START
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,7 @@ WORDS = ("the carry goes to the next column so we add one more and check the dig
 def qwen_server(qwen_world, tmp_path_factory):
     log = tmp_path_factory.mktemp("qwen-server") / "libra-serve.log"
     args = ["--model", str(qwen_world), "--judge", "libra", "--dtype", "float32", "--max-model-len", str(CONTEXT),
-            "--max-num-seqs", "64"]
+            "--max-num-seqs", "64", *QUICK_START]
     with ServerProcess(args, log_path=log) as server:
         yield server
 
