@@ -148,6 +148,15 @@ def make_item(rng: random.Random, split: str | None = "train", correct: bool | N
     return Item(a, op, b, answer, question, response(rng, a, op, b, answer))
 
 
+def score_items(n: int, seed: int, id_prefix: str | None = None) -> list[dict]:
+    """``n`` fresh items of the eval split as /score takes them (seeded, so a test's items are its own and
+    no server's cache answers them); each ``id`` is ``f"{id_prefix}{i}"`` when a prefix is given."""
+    rng = random.Random(seed)
+    drawn = (make_item(rng, "eval") for _ in range(n))
+    return [{**({"id": f"{id_prefix}{i}"} if id_prefix is not None else {}), "question": it.question,
+             "response": it.response} for i, it in enumerate(drawn)]
+
+
 def judge_output(item: Item) -> str:
     """The text the nano judge is trained to generate for ``item`` (thinking, then the verdict)."""
     lines = [f"{item.a}{item.op}{item.b}={item.answer}"]

@@ -25,9 +25,10 @@ SERVE_VERDICTS = ROOT / "tests/fixtures/nano_serve_verdicts.json"
 
 
 # Engine flags for the servers that start for a few light tests (not live_server, which judges most of the
-# suite's items), the Ray replicas and the throughput-harness check: vLLM's torch.compile warm-up is most of a CPU engine's start (ready 58-65 s eager vs 95-113 s
-# compiled, measured twice here on a busy machine), while what these servers are for (forcing, priorities,
-# admission, drain, engine death, the profiles' rendering) does not depend on compiled kernels.
+# suite's items), the Ray replicas and the throughput-harness check: vLLM's torch.compile warm-up is most of
+# a CPU engine's start (ready 58-65 s eager vs 95-113 s compiled, measured twice here on a busy machine),
+# while what these servers are for (forcing, priorities, admission, drain, engine death, the profiles'
+# rendering, the stacks agreeing) does not depend on compiled kernels.
 QUICK_START = ["--enforce-eager"]
 
 

@@ -8,8 +8,6 @@ tests/unit/test_nginx_config.py's, where the same check runs on the FakeEngine.
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from nano import world
@@ -18,14 +16,8 @@ from tests.nginx_support import JUNK, LocalNginx, timed_stream
 pytestmark = pytest.mark.integration
 
 
-def unique_items(n: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    return [{"id": f"lb{seed}-{i}", "question": it.question, "response": it.response}
-            for i, it in enumerate(world.make_item(rng, "eval") for _ in range(n))]
-
-
 def test_a_streamed_score_passes_nginx_line_by_line(live_server):
-    items = [JUNK, *unique_items(64, seed=41)]
+    items = [JUNK, *world.score_items(64, seed=41, id_prefix="lb41-")]
     with LocalNginx(live_server.port) as lb:
         headers, arrivals = timed_stream(lb.url, items)
     assert headers["content-type"] == "application/x-ndjson"
@@ -39,7 +31,8 @@ def test_a_streamed_score_passes_nginx_line_by_line(live_server):
     assert first_s < last_s / 2, f"first line after {first_s:.2f} s, final line after {last_s:.2f} s"
 
     # The same kind of request straight to the server: nginx adds no wait of its own to the first line.
-    _, direct = timed_stream(live_server.url, [JUNK | {"id": "junk-direct"}, *unique_items(64, seed=42)])
+    direct_items = [JUNK | {"id": "junk-direct"}, *world.score_items(64, seed=42, id_prefix="lb42-")]
+    _, direct = timed_stream(live_server.url, direct_items)
     direct_first_s, direct_last_s = direct[0][0], direct[-1][0]
     assert first_s < direct_first_s + 1.0
     print(f"\nthrough nginx: first line {first_s:.3f} s, final line {last_s:.3f} s; "

@@ -24,19 +24,13 @@ from tests.helpers import QUICK_START, scrape, wait_until
 pytestmark = pytest.mark.integration
 
 
-def unique_items(n: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    drawn = (world.make_item(rng, "eval") for _ in range(n))
-    return [{"question": it.question, "response": it.response} for it in drawn]
-
-
 def engine_busy(server) -> float:
     return scrape(server, "vllm:num_requests_running") + scrape(server, "vllm:num_requests_waiting")
 
 
 def test_a_client_disconnect_aborts_its_engine_work(live_server):
     judged_before = scrape(live_server, "libra_items_total")
-    body = json.dumps({"items": unique_items(1000, seed=11), "cache": False}).encode()
+    body = json.dumps({"items": world.score_items(1000, seed=11), "cache": False}).encode()
     sock = socket.create_connection(("127.0.0.1", live_server.port))
     sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
@@ -55,7 +49,7 @@ def test_a_client_disconnect_aborts_its_engine_work(live_server):
 
 
 def test_metrics_contract_after_a_scoring_run(live_server):
-    ok_items = unique_items(5, seed=12)
+    ok_items = world.score_items(5, seed=12)
     before = {s: scrape(live_server, "libra_items_total", {"status": s}) for s in ("ok", "invalid")}
     requests_before = scrape(live_server, "libra_requests_total", {"endpoint": "/score", "code": "200"})
     verdicts_before = scrape(live_server, "libra_verdicts_total")
@@ -197,7 +191,7 @@ def small_budget_server(tmp_path):
 
 def test_burst_of_four_times_the_budget_then_sigterm_drains(small_budget_server):
     server = small_budget_server
-    batches = [unique_items(16, seed=100 + i) for i in range(16)]  # 256 items = 4 x the budget of 64
+    batches = [world.score_items(16, seed=100 + i) for i in range(16)]  # 256 items = 4 x the budget of 64
 
     def post(items):
         resp = httpx.post(server.url_for("score"), json={"items": items, "cache": False}, timeout=300)
@@ -219,7 +213,7 @@ def test_burst_of_four_times_the_budget_then_sigterm_drains(small_budget_server)
 
     # SIGTERM mid-request: the in-flight request still completes, then the process exits 0.
     result = {}
-    worker = threading.Thread(target=lambda: result.update(out=post(unique_items(48, seed=999))))
+    worker = threading.Thread(target=lambda: result.update(out=post(world.score_items(48, seed=999))))
     worker.start()
     assert wait_until(lambda: engine_busy(server) > 0, 20) is not None
     server.proc.send_signal(signal.SIGTERM)
@@ -240,7 +234,7 @@ def test_an_engine_killed_mid_run_fails_fast_exits_non_zero_and_the_client_fails
     with ServerProcess(QUICK_START, log_path=tmp_path / "server.log") as server:
         result, trained = {}, {}
         worker = threading.Thread(target=lambda: result.update(resp=httpx.post(
-            server.url_for("score"), json={"items": unique_items(600, seed=5), "cache": False}, timeout=120)))
+            server.url_for("score"), json={"items": world.score_items(600, seed=5), "cache": False}, timeout=120)))
         worker.start()
         assert wait_until(lambda: engine_busy(server) > 0, 20) is not None
         client = LibraClient([server.url, live_server.url], chunk_size=20, max_concurrency=8,

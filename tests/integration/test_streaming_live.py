@@ -4,7 +4,6 @@ results as the batch answer, and a client that leaves mid-stream stops its engin
 from __future__ import annotations
 
 import json
-import random
 import socket
 import time
 
@@ -18,14 +17,8 @@ from tests.helpers import scrape, wait_until
 pytestmark = pytest.mark.integration
 
 
-def unique_items(n: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    return [{"id": f"s{i}", "question": it.question, "response": it.response}
-            for i, it in enumerate(world.make_item(rng, "eval") for _ in range(n))]
-
-
 def test_stream_lines_match_the_batch_answer(live_server):
-    items = unique_items(40, seed=31)
+    items = world.score_items(40, seed=31, id_prefix="s")
     items += [items[0] | {"id": "dup"}, {"id": "junk", "question": "What is 1 + 1?", "response": "Solution"}]
     with httpx.stream("POST", live_server.url_for("score"), json={"items": items, "stream": True, "cache": False},
                       timeout=300) as resp:
@@ -42,7 +35,7 @@ def test_stream_lines_match_the_batch_answer(live_server):
 
 
 def test_the_client_streams_in_completion_order(live_server):
-    items = unique_items(24, seed=32)
+    items = world.score_items(24, seed=32, id_prefix="s")
 
     async def collect():
         async with AsyncLibraClient(live_server.url) as client:
@@ -62,7 +55,8 @@ def test_leaving_a_stream_aborts_its_engine_work(live_server):
         return scrape(live_server, "vllm:num_requests_running") + scrape(live_server, "vllm:num_requests_waiting")
 
     judged_before = scrape(live_server, "libra_items_total")
-    body = json.dumps({"items": unique_items(800, seed=33), "cache": False, "stream": True}).encode()
+    items = world.score_items(800, seed=33, id_prefix="s")
+    body = json.dumps({"items": items, "cache": False, "stream": True}).encode()
     sock = socket.create_connection(("127.0.0.1", live_server.port))
     sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
