@@ -65,6 +65,13 @@ class ScorerCollector:
         for result in ("agree", "disagree"):
             agreement.add_metric([result], s.verify_agreement.get(result, 0))
         yield agreement
+        unused = CounterMetricFamily("libra_references_unused", "Items sent with a reference that nothing "
+                                     "consulted: the judge profile never shows one (reference = unused) and mode "
+                                     "judge runs no rule-based check (result note reference_unused).",
+                                     labels=["judge"])
+        for judge, n in sorted(s.references_unused.items()):  # a judge appears with its first such item
+            unused.add_metric([judge], n)
+        yield unused
         verifier = scorer.verifier
         yield CounterMetricFamily("libra_verify_timeouts", "Verified items that overran the hard limit (their "
                                   "worker was replaced).", value=verifier.timeouts if verifier else 0)

@@ -30,7 +30,7 @@ from service.api.chat import question_from_messages, question_from_prompt, split
 from service.api.errors import ErrorCode
 from service.judge.policy import RewardPolicy
 from service.judge.profiles import Profile
-from service.judge.types import ItemResult, ItemStatus, JudgeOptions, ScoreItem
+from service.judge.types import ItemNote, ItemResult, ItemStatus, JudgeOptions, ScoreItem
 
 
 def scalar_text(value: Any) -> Any:
@@ -61,7 +61,9 @@ class ScoreItemIn(BaseModel):
     question: str = Field(description="The question (prompt) the response answers.")
     response: str = Field(description="The response to judge. Untrusted: special tokens are plain text.")
     reference: ScalarText = Field(None, description="Reference answer, for judge profiles that use one: any JSON "
-                                  "scalar (a number or boolean is judged as its text, 42 or true).")
+                                  "scalar (a number or boolean is judged as its text, 42 or true). A profile with "
+                                  "reference 'unused' (GET /judges) ignores it unless mode is verify, hybrid or both; "
+                                  "the result then carries the note reference_unused.")
 
 
 RewardMode = Literal["verdict", "prob"]
@@ -141,7 +143,7 @@ class ScoreRequest(BaseModel):
                                  "request's items, lower is sooner (vLLM's convention); applied when the server "
                                  "runs vLLM with --scheduling-policy priority (GET /limits says), ignored otherwise.")
     stream: StrictBool = Field(False, description="Answer application/x-ndjson: one result line per item as it is "
-                               "decided, then a final {\"done\": true, ...} line (README: Streaming).")
+                               "decided, then a final {\"done\": true, ...} line (docs/api.md: Streaming).")
 
     @field_validator("temperature")
     @classmethod
@@ -193,7 +195,7 @@ class ScoreResult(BaseModel):
     id: str | None = Field(description="The item's id, if it had one.")
     index: int = Field(description="Position of the item in the request.")
     status: ItemStatus = Field(description="ok, forced, unparsed, truncated, too_long, timeout, invalid, no_answer, "
-                               "degenerate or error (README: Item statuses).")
+                               "degenerate or error (docs/api.md: Item statuses).")
     reward: float | None = Field(description="Mean reward over the samples that gave a verdict; null without one.")
     verdict_prob: float | None = Field(None, description="The judge's probability of the best-rewarded label at "
                                        "the verdict position, normalised over the labels (mean over samples); null "
@@ -211,6 +213,10 @@ class ScoreResult(BaseModel):
     source: Literal["judge", "verify"] = Field("judge", description="Which decided the reward.")
     verify: VerifyOut | None = Field(None, description="The rule-based check, when one ran (modes other than judge).")
     verify_agrees: bool | None = Field(None, description="Mode both: whether the judge and the check agree.")
+    notes: list[ItemNote] = Field(default_factory=list, description="Advice the status does not carry (empty "
+                                  "when there is none). reference_unused: the item has a reference but nothing "
+                                  "consulted it (the profile's reference is 'unused' and mode is judge); pick a "
+                                  "profile that shows it (libra-ref) or mode hybrid/verify to use it.")
 
     @classmethod
     def from_result(cls, r: ItemResult) -> ScoreResult:
@@ -229,7 +235,7 @@ class ScoreResult(BaseModel):
             prompt=None if r.prompt is None else [PromptMessage.model_construct(**m) for m in r.prompt],
             verify=None if j.verify is None else VerifyOut.model_construct(status=j.verify.status,
                                                                           message=j.verify.message),
-            verify_agrees=j.verify_agrees)
+            verify_agrees=j.verify_agrees, notes=list(r.notes))
 
 
 class ScoreResponse(BaseModel):
@@ -256,7 +262,7 @@ STREAM_RESPONSE = {"content": {"application/x-ndjson": {"schema": {
 
 
 class ErrorDetail(BaseModel):
-    code: ErrorCode = Field(description="The kind of error (README: the table of error codes).")
+    code: ErrorCode = Field(description="The kind of error (docs/api.md: Errors).")
     message: str = Field(description="What is wrong, naming the field or limit involved.")
     param: str | None = Field(description="The offending field as a dotted path (items.3.response), if any.")
 
@@ -281,7 +287,10 @@ class JudgeInfo(BaseModel):
     description: str
     origin: str = Field(description="'published: <repository, path, commit>' for a prompt and verdict format "
                         "reproduced verbatim from a released judge; 'ours: ...' for our own design.")
-    reference: str = Field(description="required, optional or unused")
+    reference: Literal["required", "optional", "unused"] = Field(
+        description="Whether the judge is shown an item's reference: required (an item without one is invalid), "
+        "optional (shown when given) or unused (never shown: a reference sent is ignored, and its result says "
+        "reference_unused, unless mode verify, hybrid or both checks it with math-verify).")
     labels: dict[str, float] = Field(description="Verdict label -> reward (empty for a numeric judge).")
     score: dict[str, float] | None = Field(None, description="A numeric judge's score range {min, max}; "
                                            "reward = (score - min) / (max - min).")
@@ -292,7 +301,7 @@ class JudgeInfo(BaseModel):
                                 "last_line.")
     sampling: dict[str, float | int]
     policy: dict[str, str | float] = Field(description="The reward policy: answer, truncated, forced, max_repetition "
-                                           "(README: Reward policy).")
+                                           "(docs/api.md: Reward policy).")
 
 
 class JudgesResponse(BaseModel):

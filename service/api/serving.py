@@ -15,6 +15,7 @@ NDJSON lines. Rules a request can be checked against on its own are its model's 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -37,10 +38,12 @@ from service.engine.base import JudgeEngine
 from service.judge.prob import why_no_prob
 from service.judge.profiles import Profile
 from service.judge.scorer import Scorer
-from service.judge.types import ItemResult, JudgeOptions, Judgment, ScoreItem
+from service.judge.types import ItemNote, ItemResult, JudgeOptions, Judgment, ScoreItem
 from service.judge.verifier import VerifyPool
 from service.lifecycle import Lifecycle
 from service.metrics import ServiceMetrics, versions
+
+log = logging.getLogger(__name__)
 
 
 class ScoringService:
@@ -58,6 +61,7 @@ class ScoringService:
         self.lifecycle: Lifecycle | None = None
         self.verifier: VerifyPool | None = None
         self.special_tokens: tuple[str, ...] = ()
+        self._warned_unused: set[str] = set()  # judges already logged for ignoring references
 
     def attach(self, engine: JudgeEngine, scorer: Scorer, lifecycle: Lifecycle, verifier: VerifyPool | None) -> None:
         self.engine, self.scorer, self.lifecycle, self.verifier = engine, scorer, lifecycle, verifier
@@ -229,7 +233,25 @@ class ScoringService:
             raise ClientClosed
         results = work.result()
         self.metrics.observe_items(results, time.perf_counter() - started)
+        self._warn_unused_references(request, results, opts)
         return results
+
+    def _warn_unused_references(self, request: Request, results: list[ItemResult], opts: JudgeOptions) -> None:
+        """Say it in the log when references were ignored: the trainer routes' replies have fixed shapes
+        with no room for the note, and a trainer that sends labels to a reference-free profile otherwise
+        trains on a judge that never sees them. Once per judge per process (a training run would repeat
+        it every step); libra_references_unused_total keeps counting."""
+        name = opts.profile.name
+        if name in self._warned_unused:
+            return
+        n = sum(ItemNote.reference_unused in r.notes for r in results)
+        if n:
+            self._warned_unused.add(name)
+            log.warning("judge %r ignores references: %d of %d items on %s carried one and the judge was not "
+                        "shown it (its profile's reference is 'unused'). To use them, pick a profile that shows "
+                        "the reference (libra-ref for libra) or mode hybrid/verify (/score, LIBRA_MODE); this is "
+                        "logged once per judge, libra_references_unused_total counts every item (request %s)",
+                        name, n, len(results), request.url.path, getattr(request.state, "request_id", "-"))
 
     async def _lines(self, request: Request, items: list[ScoreItem], opts: JudgeOptions,
                      work: asyncio.Task[list[ItemResult]], decided: asyncio.Queue[ItemResult]) -> AsyncIterator[bytes]:
@@ -268,7 +290,9 @@ class ScoringService:
             if failure is not None:
                 for i, item in enumerate(items):
                     if i not in sent:
-                        yield line(ItemResult(i, item.id, Judgment.from_exception(failure)))
+                        ignored = item.has_reference and not opts.uses_reference
+                        yield line(ItemResult(i, item.id, Judgment.from_exception(failure),
+                                              notes=(ItemNote.reference_unused,) if ignored else ()))
             request.state.statuses = dict(statuses)
             done = StreamDone(items=n, statuses=dict(statuses), model=model, judge=judge)
             yield done.model_dump_json().encode() + b"\n"

@@ -91,7 +91,7 @@ class Preparer:
         for index, item in enumerate(items):
             prep = Prepared(index, item)
             preps.append(prep)
-            has_ref = item.reference is not None and item.reference != ""
+            has_ref = item.has_reference
             over = self._over_limit(item)
             if over is not None:
                 prep.early = Judgment(ItemStatus.too_long, message=over)
@@ -114,7 +114,7 @@ class Preparer:
                     "and the response has none"))
                 continue
             prep.response = shown
-            renderer = self.assets.renderer(p, has_ref and p.reference != "unused")
+            renderer = self.assets.renderer(p, has_ref and p.shows_reference)
             jobs.append((prep, renderer, renderer.texts(item.question, shown, item.reference)))
         encoded = await self._encode_distinct([t for _, _, texts in jobs for t in texts])
         for prep, renderer, texts in jobs:
@@ -127,7 +127,7 @@ class Preparer:
         """The judgment key: items with one key share one judgment (duplicates, in flight, the cache).
         The response as sent (what the judge is shown follows from it and the profile); the reference
         only where the profile shows it."""
-        reference = item.reference if opts.profile.reference != "unused" else None
+        reference = item.reference if opts.profile.shows_reference else None
         return judgment_key(self.model_name, *opts.key_parts(), item.question, item.response, reference)
 
     @staticmethod

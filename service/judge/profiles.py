@@ -103,6 +103,12 @@ class Profile:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     @property
+    def shows_reference(self) -> bool:
+        """Whether the judge is shown an item's reference when the item has one (``required`` and
+        ``optional``); the one place prompt rendering and the judgment key decide it."""
+        return self.reference != "unused"
+
+    @property
     def can_force(self) -> bool:
         return bool(self.force_choices)
 

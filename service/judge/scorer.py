@@ -28,7 +28,7 @@ from service.judge.assets import ProfileAssets
 from service.judge.cache import InFlight, LruCache
 from service.judge.judging import ItemJudge, verified
 from service.judge.prepare import Prepared, Preparer
-from service.judge.types import ItemResult, ItemStatus, JudgeOptions, Judgment, ScoreItem, ScorerStats
+from service.judge.types import ItemNote, ItemResult, ItemStatus, JudgeOptions, Judgment, ScoreItem, ScorerStats
 from service.judge.verifier import VerifyOutcome, VerifyPool
 
 log = logging.getLogger(__name__)
@@ -63,15 +63,20 @@ class Scorer:
         (unless another request is still waiting on the same judgment). ``opts.mode`` adds rule-based
         verification: ``verify`` (only the check), ``hybrid`` (the check where it is conclusive, the
         judge for the rest), ``both`` (the judge's reward, with the check and their agreement).
+
+        Where nothing consults references (``JudgeOptions.uses_reference``), every item that carried
+        one gets the note ``reference_unused`` and is counted in ``stats.references_unused``.
         """
         opts = self.preparer.clamp(opts)
         self.stats.items += len(items)
         emitted: set[int] = set()
+        # Decided per request, before any result goes out: a streamed line carries the note too.
+        ignored = set() if opts.uses_reference else {i for i, item in enumerate(items) if item.has_reference}
 
         def emit(r: ItemResult) -> None:
             if on_result is not None and r.index not in emitted:
                 emitted.add(r.index)
-                on_result(r)
+                on_result(_noted(r, ignored))
 
         if opts.mode == "judge":
             results = await self._judge_items(items, opts, timeout_s, emit)
@@ -80,7 +85,9 @@ class Scorer:
         for r in results:
             self.stats.statuses[r.judgment.status.value] += 1
             self.stats.sources[r.judgment.source] += 1
-            emit(r)
+            emit(_noted(r, ignored))
+        if ignored:
+            self.stats.references_unused[opts.profile.name] += len(ignored)
         return results
 
     # -- the rule-based check ----------------------------------------------------------------------
@@ -91,7 +98,7 @@ class Scorer:
             raise EngineError("rule-based verification is not enabled on this server")
         # The reward policy holds in every mode: a junk response is refused before any check.
         refused = {i: j for i, item in enumerate(items) if (j := self.preparer.refused_by_policy(item, opts))}
-        checked = [i for i, item in enumerate(items) if item.reference not in (None, "") and i not in refused]
+        checked = [i for i, item in enumerate(items) if item.has_reference and i not in refused]
         outcomes: dict[int, VerifyOutcome] = dict(zip(checked, await asyncio.gather(
             *(self.verifier.check(items[i].reference, items[i].response) for i in checked)), strict=True))
         results: list[ItemResult | None] = [None] * len(items)
@@ -264,6 +271,14 @@ class Scorer:
             return judgment
 
         return await self.inflight.run(prep.key, start)
+
+
+def _noted(r: ItemResult, ignored: set[int]) -> ItemResult:
+    """``r`` with its notes, set in place: a result object belongs to this request alone (its judgment
+    may be shared with other items and requests, so the note never goes there)."""
+    if r.index in ignored and ItemNote.reference_unused not in r.notes:
+        r.notes = (*r.notes, ItemNote.reference_unused)
+    return r
 
 
 def _outcome(task: asyncio.Future) -> tuple[Judgment, bool]:

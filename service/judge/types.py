@@ -34,12 +34,27 @@ class ItemStatus(StrEnum):
 VERDICT_STATUSES = (ItemStatus.ok, ItemStatus.forced)
 
 
+class ItemNote(StrEnum):
+    """Advice on a result that its status does not carry: the item was judged (or decided) as asked, but
+    the caller probably meant something else. Closed, documented here, and only ever added to."""
+
+    # The item carried a reference and nothing consulted it: the profile never shows its judge one
+    # (reference = "unused") and mode "judge" runs no rule-based check. Labels a trainer sends are then
+    # silently ignored; a profile that shows the reference (libra-ref) or mode verify/hybrid/both uses them.
+    reference_unused = "reference_unused"
+
+
 @dataclass(frozen=True)
 class ScoreItem:
     question: str
     response: str
     reference: str | None = None
     id: str | None = None
+
+    @property
+    def has_reference(self) -> bool:
+        """An empty reference is none: trainers send "" for a sample without a label."""
+        return self.reference is not None and self.reference != ""
 
 
 # The options that cannot change a judgment the cache holds, each with its reason. Every other field of
@@ -92,6 +107,14 @@ class JudgeOptions:
             if "top_p" not in given:
                 base["top_p"] = float(s.get("vote_top_p", base["top_p"]))
         return cls(profile=profile, **base)
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether anything consults an item's reference: the judge, when the profile shows it (an
+        ``optional`` one shows it whenever given), or math-verify in every mode but ``judge``, even
+        beside a judge that is never shown it. Where this is false, a reference sent is ignored and the
+        result carries ``ItemNote.reference_unused``."""
+        return self.mode != "judge" or self.profile.shows_reference
 
     @property
     def forcing(self) -> bool:
@@ -167,6 +190,9 @@ class ItemResult:
     judgment: Judgment
     cached: bool = False  # served from the cache or from an identical item (no engine work)
     prompt: list[dict[str, str]] | None = None  # with return_prompt: the messages the judge was shown
+    # Per item, not on the (cached, shared) Judgment: two items with one judgment may differ in whether
+    # they carried a reference (a reference-free profile leaves it out of the judgment key).
+    notes: tuple[ItemNote, ...] = ()
 
 
 @dataclass
@@ -186,3 +212,4 @@ class ScorerStats:
     statuses: Counter = field(default_factory=Counter)
     sources: Counter = field(default_factory=Counter)
     verify_agreement: Counter = field(default_factory=Counter)  # "agree" / "disagree" (mode both)
+    references_unused: Counter = field(default_factory=Counter)  # profile name -> items whose reference was ignored
