@@ -11,69 +11,27 @@ machine's pip setup (no local wheel directory, no extra index):
   C. B with the ``ray`` extra: the image built with ``--build-arg LIBRA_EXTRAS=ray`` for Ray Serve and
      KubeRay, whose Ray must be the ``rayVersion`` of docker/ray/rayservice.yaml.
 
-All three are ``pip install --dry-run --report`` runs, side by side; pip reads each wheel's metadata with
-HTTP range requests (``fast-deps``: PyPI has no separate metadata files for them), so the GBs of CUDA
-wheels are never downloaded. Passes when B and C resolve, hold vLLM X and the torch that vLLM X pins, and
-agree with A on every package of A: our requirements moved none of the image's versions. ~30-90 s (the
-three run at once), so the resolution runs in the packaging tier (``make package-check``, which CI runs), not
-in ``make test``; skipped when the package index does not answer.
+All three are ``pip install --dry-run --report`` runs, side by side (tests/packaging/support.py, which
+test_install_commands.py shares); pip reads each wheel's metadata with HTTP range requests (``fast-deps``:
+PyPI has no separate metadata files for them), so the GBs of CUDA wheels are never downloaded. Passes
+when B and C resolve, hold vLLM X and the torch that vLLM X pins, and agree with A on every package of A:
+our requirements moved none of the image's versions. ~30-90 s (the three run at once), so the resolution
+runs in the packaging tier (``make package-check``, which CI runs), not in ``make test``; skipped when the
+package index does not answer.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 import time
 import tomllib
-from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOT = Path(__file__).resolve().parents[2]
-packaging_tier = pytest.mark.skipif(os.environ.get("LIBRA_PACKAGE_CHECK") != "1",
-                                    reason="resolves against the package index (30-90 s): make package-check")
-INDEX = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
-# The vLLM image: Ubuntu 22.04 (glibc 2.35) with CPython 3.12.
-PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)] + [
-    "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"]
-IMAGE_MARKERS = {
-    "implementation_name": "cpython", "implementation_version": "3.12.3", "platform_python_implementation": "CPython",
-    "python_version": "3.12", "python_full_version": "3.12.3",
-    "os_name": "posix", "sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
-}
-# pip evaluates environment markers (``; python_version < "3.12"``) for the Python running it, whatever
-# --python-version says; this runs pip with the image's marker values instead.
-PIP_AS_IMAGE = f"""
-import sys
-from pip._vendor.packaging import markers
-_machine = markers.default_environment
-markers.default_environment = lambda: {{**_machine(), **{IMAGE_MARKERS!r}}}
-from pip._internal.cli.main import main
-sys.exit(main(sys.argv[1:]))
-"""
-# Kept from the caller's environment: where the index is and how to reach it. The rest of pip's
-# configuration (config files, find-links, extra indexes) is hidden.
-PIP_ENV_KEPT = ("PIP_INDEX_URL", "PIP_CERT", "PIP_CLIENT_CERT", "PIP_TRUSTED_HOST", "PIP_PROXY", "PIP_DEFAULT_TIMEOUT")
-RESOLVE_TIMEOUT_S = 600
-
-
-def project() -> dict:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-
-
-def vllm_pin() -> str:
-    """The vLLM release of the ``gpu`` extra (``vllm==X``)."""
-    [req] = [Requirement(r) for r in project()["optional-dependencies"]["gpu"] if Requirement(r).name == "vllm"]
-    [spec] = req.specifier
-    assert spec.operator == "==", f"the gpu extra must pin one vLLM release, not {req}"
-    return spec.version
+from tests.packaging.support import ROOT, index_answers, packaging_tier, project, resolve_all, vllm_pin
 
 
 def runtime_requirements(*extras: str) -> list[str]:
@@ -108,43 +66,6 @@ def test_gpu_extra_dockerfile_and_cpu_extra_name_one_vllm_release():
         "the ray extra and the KubeRay manifest's rayVersion must name one Ray release")
 
 
-def index_answers(package: str, version: str) -> str | None:
-    """None when the index lists ``package``'s release ``version``; else why not (the reason to skip)."""
-    try:
-        resp = httpx.get(f"{INDEX}/{package}/", timeout=5, follow_redirects=True)
-    except httpx.HTTPError as exc:
-        return f"{INDEX} does not answer ({type(exc).__name__})"
-    if resp.status_code != 200:
-        return f"{INDEX}/{package}/ answered {resp.status_code}"
-    if f"{package}-{version}" not in resp.text:
-        return f"{INDEX} lists no {package} {version}"
-    return None
-
-
-def start_resolution(requirements: list[str], report: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k in PIP_ENV_KEPT}
-    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
-    cmd = [sys.executable, "-c", PIP_AS_IMAGE, "install", "--dry-run", "--ignore-installed", "--quiet",
-           "--report", str(report), "--index-url", INDEX, "--use-feature=fast-deps",
-           "--only-binary=:all:", "--target", str(report.parent / "target"),
-           "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312",
-           *(arg for platform in PLATFORMS for arg in ("--platform", platform)), *requirements]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def finish(proc: subprocess.Popen, what: str, report: Path, deadline: float) -> dict:
-    try:
-        output, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        pytest.fail(f"resolving {what} took over {RESOLVE_TIMEOUT_S} s")
-    assert proc.returncode == 0, f"{what} does not resolve for the vLLM image:\n{output[-4000:]}"
-    data = json.loads(report.read_text())
-    assert data["environment"]["python_version"] == "3.12", "pip did not take the image's marker environment"
-    return {canonicalize_name(item["metadata"]["name"]): item["metadata"] for item in data["install"]}
-
-
 @packaging_tier
 def test_project_resolves_with_vllm_image_pins(tmp_path):
     version = vllm_pin()
@@ -157,19 +78,7 @@ def test_project_resolves_with_vllm_image_pins(tmp_path):
         "ray": (runtime_requirements("ray"), "the project with its gpu and ray extras"),
     }
     started = time.monotonic()
-    deadline = started + RESOLVE_TIMEOUT_S
-    procs = {}
-    for key, (requirements, _) in runs.items():
-        (tmp_path / key).mkdir()
-        procs[key] = start_resolution(requirements, tmp_path / key / "report.json")
-    try:
-        resolved = {key: finish(procs[key], what, tmp_path / key / "report.json", deadline)
-                    for key, (_, what) in runs.items()}
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    resolved = resolve_all(runs, tmp_path)
     image, ours, with_ray = resolved["image"], resolved["project"], resolved["ray"]
     print(f"\nresolved in {time.monotonic() - started:.1f} s: vllm {ours['vllm']['version']}, "
           f"torch {ours['torch']['version']}; {len(image)} packages in the image stand-in, {len(ours)} with ours, "
