@@ -12,6 +12,7 @@ packages' metadata (``versions``), which ``GET /version`` and ``libra-serve --ve
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from importlib import metadata
 
@@ -95,8 +96,11 @@ def installed_version(*distributions: str) -> str | None:
     return None
 
 
+@functools.cache
 def versions() -> dict[str, str | None]:
-    """The service's version (None when run from a tree that was never installed) and vLLM's."""
+    """The service's version (None when run from a tree that was never installed) and vLLM's. Read once per
+    process (the installed packages do not change under it): /openapi.json, /version, libra_build_info and
+    ``--version`` all report this one reading. Callers must not mutate the dict."""
     return {"version": installed_version(SERVICE_DISTRIBUTION), "vllm_version": installed_version(*VLLM_DISTRIBUTIONS)}
 
 
@@ -106,7 +110,6 @@ class BuildInfoCollector:
 
     def __init__(self, get_model: Callable[[], str | None]):
         self._get_model = get_model
-        self._versions = versions()  # fixed for the life of the process
 
     def collect(self) -> Iterator[Metric]:
         model = self._get_model()
@@ -115,7 +118,8 @@ class BuildInfoCollector:
         info = GaugeMetricFamily("libra_build_info", "The build serving: libra-serve and vLLM versions (empty when "
                                  "not installed) and the served model; always 1.",
                                  labels=["version", "vllm_version", "model"])
-        info.add_metric([self._versions["version"] or "", self._versions["vllm_version"] or "", model], 1)
+        found = versions()
+        info.add_metric([found["version"] or "", found["vllm_version"] or "", model], 1)
         yield info
 
 
