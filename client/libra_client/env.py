@@ -2,10 +2,12 @@
 
 - ``LIBRA_URL``: the service address, comma-separated for several replicas (default http://127.0.0.1:8000).
 - ``LIBRA_API_KEY``: the bearer key, if the server asks for one.
-- ``LIBRA_CLIENT_TIMEOUT_S`` (900), ``LIBRA_CHUNK_SIZE`` (256), ``LIBRA_MAX_CONCURRENCY`` (8): the
-  client's HTTP timeout per request, items per request, and requests in flight per call.
+- ``LIBRA_CLIENT_TIMEOUT_S`` (900), ``LIBRA_CHUNK_SIZE`` (256), ``LIBRA_MAX_CONCURRENCY`` (8),
+  ``LIBRA_MAX_RETRIES`` (8): the client's HTTP timeout per request, items per request, requests in
+  flight per call, and retries of a failed request (with backoff: 8 ride out ~1-2 minutes of outage).
 - Request options: ``LIBRA_JUDGE`` (profile), ``LIBRA_MODE`` (judge, verify, hybrid, both),
-  ``LIBRA_REWARD_MODE`` (verdict or prob), ``LIBRA_MAX_THINKING_TOKENS`` (thinking budget per judgment).
+  ``LIBRA_REWARD_MODE`` (verdict or prob), ``LIBRA_MAX_THINKING_TOKENS`` (thinking budget per judgment),
+  ``LIBRA_POLICY`` (the reward policy's overrides, a JSON object, e.g. ``{"forced": 0}``).
 
 verl calls its reward function once per sample, TRL once per batch, both for the whole run: one client
 per process (per set of settings) lets every call share the connection pool and the replicas'
@@ -14,6 +16,7 @@ cool-downs, where a client per call would open new connections and forget which 
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from typing import Any
@@ -40,7 +43,8 @@ def client_settings() -> tuple[list[str], dict[str, Any], dict[str, Any]]:
     kwargs = {"api_key": os.environ.get("LIBRA_API_KEY") or None,
               "timeout_s": _number("LIBRA_CLIENT_TIMEOUT_S", float, 900.0),
               "chunk_size": _number("LIBRA_CHUNK_SIZE", int, 256),
-              "max_concurrency": _number("LIBRA_MAX_CONCURRENCY", int, 8)}
+              "max_concurrency": _number("LIBRA_MAX_CONCURRENCY", int, 8),
+              "max_retries": _number("LIBRA_MAX_RETRIES", int, 8)}
     options: dict[str, Any] = {"judge": os.environ["LIBRA_JUDGE"]} if os.environ.get("LIBRA_JUDGE") else {}
     if os.environ.get("LIBRA_MODE"):
         options["mode"] = os.environ["LIBRA_MODE"]
@@ -48,6 +52,13 @@ def client_settings() -> tuple[list[str], dict[str, Any], dict[str, Any]]:
         options["reward_mode"] = os.environ["LIBRA_REWARD_MODE"]
     if os.environ.get("LIBRA_MAX_THINKING_TOKENS"):
         options["max_thinking_tokens"] = _number("LIBRA_MAX_THINKING_TOKENS", int, 0)
+    if os.environ.get("LIBRA_POLICY"):
+        try:
+            options["policy"] = json.loads(os.environ["LIBRA_POLICY"])
+        except ValueError:
+            raise ValueError(f"LIBRA_POLICY={os.environ['LIBRA_POLICY']!r} is not a JSON object") from None
+        if not isinstance(options["policy"], dict):
+            raise ValueError(f"LIBRA_POLICY={os.environ['LIBRA_POLICY']!r} is not a JSON object")
     return urls, kwargs, options
 
 

@@ -8,7 +8,9 @@ other dataset column, and, since TRL 1.0, ``log_extra`` and ``log_metric``. Prom
 strings, or chat messages for conversational data (``libra_client.messages``: content parts become
 text, a tool-calling completion is judged whole). A column named ``reference``, ``answer``, ``solution``
 or ``ground_truth`` becomes each item's reference. Items the judge could not score come back as
-``None``, which TRL treats as a missing reward. With ``log_extra`` the completions table gains each
+``None``, which TRL treats as a missing reward; but when the service cannot be reached (every retry of
+the client failed: status ``client_error``) the call raises, so the step fails with the reason instead
+of training on a batch of missing rewards, which TRL would sum to zeros. With ``log_extra`` the completions table gains each
 item's ``judge_status`` and ``judge_verdict``; with ``log_metric`` the step logs ``libra/failed`` and
 ``libra/forced`` (shares of the batch).
 """
@@ -36,6 +38,10 @@ async def libra_reward(prompts: list[Any], completions: list[Any], log_extra: Ca
              for i, (p, c) in enumerate(zip(prompts, completions, strict=True))]
     client, options = shared_client()  # the process's: every step reuses its pool and replica state
     results = await client.ascore(items, **options)
+    unreached = [r for r in results if r.status == "client_error"]
+    if unreached:
+        raise RuntimeError(f"Libra Serve gave no result for {len(unreached)} of {len(results)} completions after "
+                           f"every retry (LIBRA_MAX_RETRIES): {unreached[0].error}")
     if log_extra is not None:
         log_extra("judge_status", [r.status for r in results])
         log_extra("judge_verdict", [r.verdict or "" for r in results])

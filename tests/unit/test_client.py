@@ -9,6 +9,7 @@ import contextlib
 import gc
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -260,7 +261,8 @@ def test_a_client_from_before_a_fork_refuses_in_the_child(monkeypatch):
 @pytest.fixture
 def fresh_env(monkeypatch):
     for name in ("LIBRA_URL", "LIBRA_API_KEY", "LIBRA_JUDGE", "LIBRA_MODE", "LIBRA_REWARD_MODE",
-                 "LIBRA_CLIENT_TIMEOUT_S", "LIBRA_CHUNK_SIZE", "LIBRA_MAX_CONCURRENCY", "LIBRA_MAX_THINKING_TOKENS"):
+                 "LIBRA_CLIENT_TIMEOUT_S", "LIBRA_CHUNK_SIZE", "LIBRA_MAX_CONCURRENCY", "LIBRA_MAX_THINKING_TOKENS",
+                 "LIBRA_MAX_RETRIES", "LIBRA_POLICY"):
         monkeypatch.delenv(name, raising=False)
     for client in list(libra_env._clients.values()):  # clients an earlier test's adapters left in this process
         client.close()
@@ -311,3 +313,27 @@ def test_a_bad_number_in_the_environment_names_its_variable(fresh_env):
     fresh_env.setenv("LIBRA_MAX_CONCURRENCY", "eight")
     with pytest.raises(ValueError, match="LIBRA_MAX_CONCURRENCY='eight'"):
         libra_env.client_settings()
+
+
+def test_the_policy_and_the_retries_come_from_the_environment(fresh_env):
+    fresh_env.setenv("LIBRA_POLICY", '{"forced": 0}')
+    fresh_env.setenv("LIBRA_MAX_RETRIES", "2")
+    _, kwargs, options = libra_env.client_settings()
+    assert options == {"policy": {"forced": 0}} and kwargs["max_retries"] == 2
+    for bad in ("forced=0", "[1]"):
+        fresh_env.setenv("LIBRA_POLICY", bad)
+        with pytest.raises(ValueError, match="LIBRA_POLICY=.* is not a JSON object"):
+            libra_env.client_settings()
+
+
+def test_trl_fails_the_step_when_the_service_is_unreachable_never_zeros(fresh_env):
+    """TRL sums a row of missing rewards to 0: a batch the service never saw must raise, not train on zeros."""
+    from libra_client import trl
+
+    with socket.socket() as s:  # a port with nothing behind it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    fresh_env.setenv("LIBRA_URL", f"http://127.0.0.1:{port}")
+    fresh_env.setenv("LIBRA_MAX_RETRIES", "0")
+    with pytest.raises(RuntimeError, match=r"gave no result for 2 of 2 completions after every retry"):
+        asyncio.run(trl.libra_reward(prompts=["q", "q"], completions=["4", "5"]))
