@@ -10,8 +10,8 @@
                    -> serving.py (the rules every scoring endpoint shares) ; protocol.py, errors.py
     judge/         judging, engine-neutral: scorer.py (the stages) over prepare.py, judging.py,
                    types.py, profiles.py, prompts.py (token-safe), verdict.py, cache.py, verifier.py,
-                   policy.py (the reward policy), prob.py (label probabilities), assets.py (each
-                   profile's renderers, closing ids and label texts, built once)
+                   policy.py (the reward policy; hedging.py, its hedged-answer check), prob.py (label
+                   probabilities), assets.py (each profile's renderers, closing ids and label texts, built once)
     engine/        the ``JudgeEngine`` interface (base.py), vLLM's AsyncLLM (vllm_engine.py), the fake
     lifecycle.py   readiness probe, engine-death watchdog, draining; metrics.py: every Prometheus metric
     judges/        judge profiles (TOML data); models/nano-judge/: the bundled tiny judge

@@ -10,9 +10,9 @@ text, a tool-calling completion is judged whole). A column named ``reference``, 
 or ``ground_truth`` becomes each item's reference. Items the judge could not score come back as
 ``None``, which TRL treats as a missing reward; but when the service cannot be reached (every retry of
 the client failed: status ``client_error``) the call raises, so the step fails with the reason instead
-of training on a batch of missing rewards, which TRL would sum to zeros. With ``log_extra`` the completions table gains each
-item's ``judge_status`` and ``judge_verdict``; with ``log_metric`` the step logs ``libra/failed`` and
-``libra/forced`` (shares of the batch).
+of training on a batch of missing rewards, which TRL would sum to zeros. With ``log_extra`` the
+completions table gains each item's ``judge_status`` and ``judge_verdict``; with ``log_metric`` the
+step logs ``libra/failed`` and ``libra/forced`` (shares of the batch).
 """
 
 from __future__ import annotations

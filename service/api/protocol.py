@@ -82,6 +82,10 @@ class PolicyIn(BaseModel):
     answer: Literal["none", "final_answer", "math"] | None = Field(
         None, description="Answer-presence check: a response without a final answer gets status no_answer and no "
         "reward. final_answer: a \\boxed{} answer or a 'Final Answer:'-style line; math: that or a number.")
+    hedged: Literal["no_answer", "judge"] | None = Field(
+        None, description="Where the answer check is on: a response naming more than one different final answer "
+        "('The answer is 405, or possibly 406', two different \\boxed{} answers) gets status no_answer and no "
+        "reward (no_answer; the message names the candidates), or is judged like any other (judge).")
     truncated: Literal["answer_seen", "judge"] | None = Field(
         None, description="answer_seen: a response cut to fit the context is judged only if its final answer "
         "is in the part the judge sees (else too_long); judge: judge whatever is left.")

@@ -18,19 +18,32 @@ import re
 _MARKERS = re.compile(r"(?:Final Answer|Final Answer is|The answer is|Answer|Solution|The solution is):[ \t]*"
                       r"([^\n]*)", re.IGNORECASE)
 _END_TOKENS = ("</s>", "<|im_end|>", "<|endoftext|>")
+_BOXED = re.compile(r"\\boxed\s*\{")
+_BRACE = re.compile(r"[{}]")
+
+
+def boxed_spans(text: str) -> list[tuple[int, int]]:
+    """Where the contents of the non-empty ``\\boxed{...}`` with balanced braces lie (stripped), in order.
+    One pass over the text (each brace matched once), so ``\\boxed{`` repeated without a close costs
+    linear time, not a scan to the end per box."""
+    opens = [m.end() for m in _BOXED.finditer(text)]
+    if not opens:
+        return []
+    closes: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACE.finditer(text, opens[0] - 1):
+        if m.group() == "{":
+            stack.append(m.end())
+        elif stack:
+            closes[stack.pop()] = m.start()
+    return [_stripped(text, start, closes[start]) for start in opens
+            if start in closes and text[start:closes[start]].strip()]
 
 
 def last_boxed_span(text: str) -> tuple[int, int] | None:
     """Where the content of the last non-empty ``\\boxed{...}`` with balanced braces lies (stripped)."""
-    found = None
-    for m in re.finditer(r"\\boxed\s*\{", text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0 and text[m.end():i - 1].strip():
-            found = _stripped(text, m.end(), i - 1)
-    return found
+    spans = boxed_spans(text)
+    return spans[-1] if spans else None
 
 
 def last_boxed(text: str) -> str | None:

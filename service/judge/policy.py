@@ -9,6 +9,10 @@ the GPU and protect any judge, however easily fooled:
 - ``answer``: the answer-presence check. ``none``; ``final_answer`` (a non-empty ``\\boxed{...}`` or
   ``Final Answer:``-style line, ``extract.py``); ``math`` (that, or else the response's last number).
   The answer found must hold a letter or a digit. A response without one gets status ``no_answer``.
+- ``hedged``: what a response that names more than one candidate final answer gets ("The answer is 405,
+  or possibly 406", two different ``\\boxed{}`` answers; the rule and its limits: ``hedging.py``), where
+  the ``answer`` check is on: ``no_answer`` (status ``no_answer``, the candidates in its message) or
+  ``judge`` (judged like any other response).
 - ``max_repetition``: a response of at least ``REPETITION_MIN_CHARS`` whose zlib compression ratio is
   above this is ``degenerate`` (a repetition loop: natural prose and worked solutions compress 2-4x; a
   number spammed 5,000 times compresses 350x). ``0`` turns it off.
@@ -29,14 +33,16 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from service.judge.extract import final_answer_span
+from service.judge.hedging import hedged_candidates
 
 ANSWER_CHECKS = ("none", "final_answer", "math")
+HEDGED_POLICIES = ("no_answer", "judge")
 TRUNCATED_POLICIES = ("answer_seen", "judge")
 REPETITION_MIN_CHARS = 256  # shorter texts cannot compress much whatever they hold
 
 # The checks that act before any engine work: an item they stop is decided early (never cached), and an
 # item they let through is judged the same whatever they say. The rest of a policy is in the cache key.
-_DECIDED_BEFORE_THE_ENGINE = ("answer", "truncated", "max_repetition")
+_DECIDED_BEFORE_THE_ENGINE = ("answer", "hedged", "truncated", "max_repetition")
 
 _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 _WORDLIKE = re.compile(r"\w")
@@ -45,6 +51,7 @@ _WORDLIKE = re.compile(r"\w")
 @dataclass(frozen=True)
 class RewardPolicy:
     answer: str = "none"
+    hedged: str = "no_answer"  # applies where answer is not "none"
     truncated: str = "answer_seen"
     forced: float | None = None  # None: the forced verdict's own reward
     max_repetition: float = 8.0
@@ -52,6 +59,8 @@ class RewardPolicy:
     def __post_init__(self) -> None:
         if self.answer not in ANSWER_CHECKS:
             raise ValueError(f"policy answer must be one of {ANSWER_CHECKS}, not {self.answer!r}")
+        if self.hedged not in HEDGED_POLICIES:
+            raise ValueError(f"policy hedged must be one of {HEDGED_POLICIES}, not {self.hedged!r}")
         if self.truncated not in TRUNCATED_POLICIES:
             raise ValueError(f"policy truncated must be one of {TRUNCATED_POLICIES}, not {self.truncated!r}")
         if self.max_repetition != 0 and self.max_repetition < 1:
@@ -82,7 +91,7 @@ class RewardPolicy:
         return tuple(getattr(self, f.name) for f in fields(self) if f.name not in _DECIDED_BEFORE_THE_ENGINE)
 
     def describe(self) -> dict[str, Any]:
-        return {"answer": self.answer, "truncated": self.truncated,
+        return {"answer": self.answer, "hedged": self.hedged, "truncated": self.truncated,
                 "forced": "verdict" if self.forced is None else self.forced, "max_repetition": self.max_repetition}
 
 
@@ -95,6 +104,13 @@ def answer_span(text: str, rule: str) -> tuple[int, int] | None:
     if span is None or not _WORDLIKE.search(text, span[0], span[1]):
         return None
     return span
+
+
+def hedge(text: str, question: str, policy: RewardPolicy) -> tuple[str, ...] | None:
+    """The different final answers a hedged response names, where the policy refuses hedges; else None."""
+    if policy.answer == "none" or policy.hedged != "no_answer":
+        return None
+    return hedged_candidates(text, question)
 
 
 def repetition(text: str) -> float:

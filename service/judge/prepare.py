@@ -1,7 +1,7 @@
 """Preparation: from items to prompt token ids, before any engine work.
 
-    clamp the output budgets to the context -> the reward policy's checks (no_answer, degenerate;
-    policy.py) -> render each item (its field spans encoded in one batch, token-safe) -> cut an
+    clamp the output budgets to the context -> the reward policy's checks (no_answer, hedged,
+    degenerate; policy.py) -> render each item (its field spans encoded in one batch, token-safe) -> cut an
     over-long response as text and re-render, or decide ``too_long`` / ``invalid`` -> judgment key
 
 A ``Preparer`` belongs to one engine (its context length and model name); what depends only on a
@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 from service.judge.assets import ProfileAssets
 from service.judge.cache import judgment_key
 from service.judge.extract import shown_response
-from service.judge.policy import answer_seen, answer_span, repetition
+from service.judge.hedging import shown
+from service.judge.policy import answer_seen, answer_span, hedge, repetition
 from service.judge.prompts import PromptRenderer
 from service.judge.types import ItemStatus, JudgeOptions, Judgment, ScoreItem
 
@@ -132,14 +133,19 @@ class Preparer:
 
     @staticmethod
     def refused_by_policy(item: ScoreItem, opts: JudgeOptions) -> Judgment | None:
-        """The reward policy's checks on the response, before any tokenizing: no final answer, or a
-        repetition loop."""
+        """The reward policy's checks on the response, before any tokenizing: no final answer, a hedge
+        (several different final answers), or a repetition loop."""
         policy, p = opts.policy, opts.profile
         if policy.answer != "none" and answer_span(item.response, policy.answer) is None:
             return Judgment(ItemStatus.no_answer, reward=p.no_answer_reward, message=(
                 f"the response has no final answer (reward policy answer = {policy.answer!r}: "
                 + ("a \\boxed{} answer or a 'Final Answer:' line" if policy.answer == "final_answer"
                    else "a \\boxed{} answer, a 'Final Answer:' line or a number") + ")"))
+        candidates = hedge(item.response, item.question, policy)
+        if candidates is not None:
+            return Judgment(ItemStatus.no_answer, reward=p.no_answer_reward, message=(
+                f"hedged: the response names {len(candidates)} different final answers ({shown(candidates)}) "
+                "(reward policy hedged = 'no_answer'; 'judge' has them judged)"))
         if policy.max_repetition:
             ratio = repetition(item.response)
             if ratio > policy.max_repetition:

@@ -30,7 +30,8 @@ in the code. Fields (see the shipped files for examples):
   line) or ``last_line`` (the last non-empty line). A response with nothing to show gets status
   ``no_answer`` without an engine call, and the reward ``[input] no_answer_reward`` (default: none).
 - ``[policy]``: the reward policy (``service/judge/policy.py``): ``answer`` (the answer-presence
-  check), ``max_repetition``, ``truncated`` and ``forced``; a request may override each.
+  check), ``hedged`` (hedged answers, where that check is on), ``max_repetition``, ``truncated`` and
+  ``forced``; a request may override each.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""No junk earns a reward: the reward-hacking suite (``libra_eval/junk.py``, 226 degenerate responses,
+"""No junk earns a reward: the reward-hacking suite (``libra_eval/junk.py``, 274 degenerate responses,
 the master keys of arXiv 2507.08794 among them) against the real nano judge, through /score and the
 OpenRLHF and slime routes, under the shipped nano profile's reward policy.
 
