@@ -5,7 +5,7 @@ STAMP := $(VENV)/.libra-installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install deploy-tools serve test lint loadtest throughput nano-eval nano-train clean install-check image-cpu-check \
+.PHONY: install deploy-tools serve test lint loadtest throughput nano-eval nano-train rl-demo nano-policy clean install-check image-cpu-check \
 	package-check throughput-check docs-check
 
 install: $(STAMP)
@@ -83,6 +83,16 @@ nano-eval: install
 # Retrain the nano judge from scratch (seeded; ~47 min on 2 cores). CI never does this.
 nano-train: install
 	$(PY) -m nano.train --out service/models/nano-judge
+
+# Close the loop (docs/downstream.md): TRL's GRPOTrainer trains the nano policy on the nano judge's rewards
+# from a libra-serve it starts (one arm, one seed; prints held-out accuracy before and after).
+# RL_ARGS="--table" runs every arm x 3 seeds and DPO; RL_ARGS="--arm rule --seed 2" another arm.
+rl-demo: install
+	$(PY) -m nano.rl $(RL_ARGS)
+
+# Rebuild the nano policy's starting checkpoint (seeded SFT; nano/policy.py says how long). CI never does this.
+nano-policy: install
+	$(PY) -m nano.policy --out nano/models/nano-policy
 
 # Where torch's CPU build comes from (docker/torch-source.sh), checked against a loopback stand-in of
 # PyTorch's CPU index with pip's own config hidden (fresh venvs, ~2 min). FULL=1 adds the whole
