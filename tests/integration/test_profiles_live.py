@@ -23,8 +23,10 @@ pytestmark = pytest.mark.integration
 CONTEXT = 16384
 PROFILES = [name for name in list_profiles() if name != "nano"]
 VALID = {"ok", "forced", "unparsed", "truncated", "too_long", "no_answer"}
+# No "is": word salad must not form "the answer is <words>", a final-answer statement that would make the
+# item a hedge (refused before the engine, never reaching the truncation this test checks).
 WORDS = ("the carry goes to the next column so we add one more and check the digit against the answer "
-         "because each step must hold before the final line is written down").split()
+         "because each step must hold before the final line gets written down").split()
 
 
 @pytest.fixture(scope="module")
