@@ -112,6 +112,15 @@ def is_hedged(text: str) -> bool:
     return " or " in last and len(set(_NUMBER.findall(last))) > 1
 
 
+_PROBLEM = re.compile(r"(\d+) ([+-]) (\d+)")
+
+
+def truth_of(question: str) -> int:
+    """The true answer of a nano-world question (an observer's view: never handed to a judge arm)."""
+    a, op, b = _PROBLEM.search(question).groups()
+    return int(a) + int(b) if op == "+" else int(a) - int(b)
+
+
 def final_answer(text: str) -> int | None:
     """The response's final answer as the held-out metric reads it: its last number; none if hedged."""
     if is_hedged(text):

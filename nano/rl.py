@@ -134,8 +134,45 @@ def _text(completion) -> str:
     return completion[-1]["content"] if isinstance(completion, list) else str(completion)
 
 
+PAID = 0.5  # a reward at or above this pays the completion (a verdict of correct; prob above even)
+PAID_WRONG_CLASSES = frozenset({"hedged", "no_answer", "right_then_wrong", "misquoted", "wrong"})
+EXAMPLES_PER_STEP = 2  # paid-but-wrong completions kept per step, for reading what the policy found
+
+
+def paid_but_wrong(question: str, text: str) -> str | None:
+    """Why a completion the reward paid is not right, as a class; None when it is right. The truth comes
+    from the question (the observer's view; the judge arms never see it). Classes: ``hedged`` (two
+    candidates: the reward policy's rule or the held-out metric's), ``no_answer`` (no number),
+    ``right_then_wrong`` (the true answer is written, but the final one differs), ``misquoted`` (the
+    working's first step computes another problem: ``First 45 + 70`` for 35 + 74), ``wrong`` (else)."""
+    from service.judge.hedging import hedged_candidates
+
+    if policy.is_hedged(text) or hedged_candidates(text, question):  # right or not, a hedge is no answer
+        return "hedged"
+    truth = policy.truth_of(question)
+    if policy.final_answer(text) == truth:
+        return None
+    if policy.final_answer(text) is None:
+        return "no_answer"
+    if str(truth) in re.findall(r"-?\d+", text):
+        return "right_then_wrong"
+    return "misquoted" if _misquoted(question, text) else "wrong"
+
+
+def _misquoted(question: str, text: str) -> bool:
+    """Whether the working's first step computes another problem than the question's: its operands are
+    neither the question's (``a op b``) nor the worked shape's first step (``a op tens of b``)."""
+    first = re.search(r"(\d+)\s*[+-]\s*(\d+)\s*=", text)
+    if not first:
+        return False
+    a, _, b = re.search(r"(\d+) ([+-]) (\d+)", question).groups()
+    x, y = first.groups()
+    return (int(x), int(y)) not in ((int(a), int(b)), (int(a), int(b) - int(b) % 10))
+
+
 class Meter:
-    """Wraps ``libra_reward`` (TRL calls it once per step) to time the wait and count what came back."""
+    """Wraps ``libra_reward`` (TRL calls it once per step) to time the wait and count what came back,
+    and reads each paid completion against the truth: what the policy is paid for without being right."""
 
     def __init__(self, url: str):
         self.url = url
@@ -147,6 +184,9 @@ class Meter:
         self.statuses: list[str] = []
         self.hedged = 0
         self.rewards: list[float | None] = []
+        self.paid = 0
+        self.paid_wrong: dict[str, int] = {}
+        self.examples: list[dict] = []
 
     def reward_function(self):
         from libra_client.trl import libra_reward as reward
@@ -166,6 +206,16 @@ class Meter:
             meter.items += len(completions)
             meter.hedged += sum(policy.is_hedged(_text(c)) for c in completions)
             meter.rewards.extend(rewards)
+            for prompt, completion, reward_ in zip(prompts, completions, rewards, strict=True):
+                if reward_ is None or reward_ < PAID:
+                    continue
+                meter.paid += 1
+                question, text = _text(prompt), _text(completion)
+                if (why := paid_but_wrong(question, text)) is not None:
+                    meter.paid_wrong[why] = meter.paid_wrong.get(why, 0) + 1
+                    if len(meter.examples) < EXAMPLES_PER_STEP:
+                        meter.examples.append({"class": why, "question": question, "response": text,
+                                               "reward": reward_})
             return rewards
 
         return libra_reward
@@ -229,7 +279,8 @@ def run_grpo(arm: Arm, seed: int, url: str, *, steps: int, lr: float, prompts_pe
                     "missing": meter.items - len(got),
                     "no_answer": meter.statuses.count("no_answer") / max(1, len(meter.statuses)),
                     "degenerate": meter.statuses.count("degenerate") / max(1, len(meter.statuses)),
-                    "hedged": meter.hedged / max(1, meter.items)}
+                    "hedged": meter.hedged / max(1, meter.items), "paid": meter.paid,
+                    "paid_wrong": dict(meter.paid_wrong), "paid_wrong_examples": list(meter.examples)}
             run.steps.append(step)
             if state.global_step % eval_every == 0 or state.global_step == args.max_steps:
                 step = {**step, "heldout": policy.accuracy(model, tok, heldout)}
@@ -304,6 +355,52 @@ def run_dpo(url: str, seed: int, *, n_questions: int = 256, lr: float = 1e-4, ep
     return run
 
 
+# --- the judges' own quality -----------------------------------------------------------------------
+
+def auc(scores: list[float], labels: list[int]) -> float | None:
+    """ROC AUC of ``scores`` for ``labels`` (Mann-Whitney; ties count half); None without both labels."""
+    pos = [s for s, y in zip(scores, labels, strict=True) if y]
+    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
+    if not pos or not neg:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def judge_quality(url: str, arms: list[str], n: int = 400, start: Path = policy.POLICY_PATH) -> dict[str, dict]:
+    """Each judge arm as a classifier of the starting policy's own completions: ``n`` samples at
+    temperature 1 on evaluation-split problems (not the reported held-out set), labeled by their exact
+    final answer, scored through /score with the arm's settings. ``accuracy``: reward >= 0.5 agrees with
+    the label (a missing reward counts 0); ``auc``: of the probability of ``correct`` where the judge gives
+    one (``verdict_prob``), else of the reward. The world the policy is trained in, not the bench's."""
+    import httpx
+
+    from libra_client.env import client_settings
+
+    model, tok = policy.load(start)
+    items = policy.heldout_questions(n, seed=policy.HELDOUT_SEED + 2)
+    texts = policy.generate(model, tok, [q for q, _ in items], greedy=False, seed=7)
+    labels = [int(policy.final_answer(t) == truth) for t, (_, truth) in zip(texts, items, strict=True)]
+    out: dict[str, dict] = {}
+    for name in arms:
+        arm = ARMS[name]
+        with arm_env(arm, url):
+            _, _, options = client_settings()
+        body = {"items": [{"question": q, "response": t, **({"reference": str(truth)} if arm.reference else {})}
+                          for t, (q, truth) in zip(texts, items, strict=True)], **options}
+        if options.get("mode") != "verify":
+            body["verdict_prob"] = True
+        results = httpx.post(url + "/score", json=body, timeout=600).raise_for_status().json()["results"]
+        rewards = [r.get("reward") or 0.0 for r in results]
+        # verdict_prob is the probability of the best-rewarded label (correct), whatever the verdict.
+        probs = [r["verdict_prob"] if r.get("verdict_prob") is not None else rw
+                 for r, rw in zip(results, rewards, strict=True)]
+        out[name] = {"n": n, "right_share": sum(labels) / n,
+                     "accuracy": sum((rw >= 0.5) == bool(y) for rw, y in zip(rewards, labels, strict=True)) / n,
+                     "auc": auc(probs, labels), "forced": sum(r["status"] == "forced" for r in results) / n}
+    return out
+
+
 # --- the table -------------------------------------------------------------------------------------
 
 def summarize(runs: list[Run]) -> list[dict]:
@@ -331,8 +428,54 @@ def summarize(runs: list[Run]) -> list[dict]:
             "no_answer_last": statistics.mean(s["no_answer"] for r in mine for s in r.steps[-3:] if "no_answer" in s)
             if steps else None,
             "seconds": statistics.mean(r.seconds for r in mine),
+            **_paid_wrong(mine),
         })
     return rows
+
+
+def _paid_wrong(runs: list[Run]) -> dict:
+    """Of the completions the reward paid, the share that were wrong, in the first and last three steps,
+    and the wrong ones by class over the whole run (runs recorded before the classes: nothing)."""
+    steps = [s for r in runs for s in r.steps if "paid" in s]
+    if not steps:
+        return {}
+
+    def share(part: list[dict]) -> float | None:
+        paid = sum(s["paid"] for s in part)
+        return sum(sum(s["paid_wrong"].values()) for s in part) / paid if paid else None
+
+    classes: dict[str, int] = {}
+    for s in steps:
+        for k, v in s["paid_wrong"].items():
+            classes[k] = classes.get(k, 0) + v
+    return {"paid_wrong_first": share([s for r in runs for s in r.steps[:3] if "paid" in s]),
+            "paid_wrong_last": share([s for r in runs for s in r.steps[-3:] if "paid" in s]),
+            "paid_wrong_classes": classes, "paid_total": sum(s["paid"] for s in steps)}
+
+
+def print_paid_wrong(table: dict) -> dict[str, dict[str, int]]:
+    """Per arm: completions paid, and the paid-but-wrong ones a table kept (up to ``EXAMPLES_PER_STEP``
+    a step) by their class as ``paid_but_wrong`` reads them now; printed with an example of each."""
+    out: dict[str, dict[str, int]] = {}
+    for run in table["runs"]:
+        steps = [s for s in run["steps"] if "paid" in s]
+        if not steps:
+            continue
+        counts = out.setdefault(run["arm"], {"paid": 0, "wrong_counted": 0, "kept": 0})
+        counts["paid"] += sum(s["paid"] for s in steps)
+        counts["wrong_counted"] += sum(sum(s["paid_wrong"].values()) for s in steps)
+        for s in steps:
+            for e in s["paid_wrong_examples"]:
+                counts["kept"] += 1
+                why = paid_but_wrong(e["question"], e["response"]) or "right"
+                counts[why] = counts.get(why, 0) + 1
+                counts.setdefault("example " + why, f"{e['question']} -> {e['response']}")
+    for arm, counts in out.items():
+        print(f"{arm}: {counts['wrong_counted']} of {counts['paid']} paid completions wrong "
+              f"({counts['wrong_counted'] / max(1, counts['paid']):.1%}); {counts['kept']} kept, by class:")
+        for k in sorted(k for k in counts if k in PAID_WRONG_CLASSES or k == "right"):
+            print(f"  {k:>16}: {counts[k]:>4}   e.g. {counts['example ' + k]}")
+    return out
 
 
 def plot(runs: list[Run], path: Path) -> None:
@@ -377,9 +520,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--generations", type=int, default=8)
     ap.add_argument("--url", default=None, help="a running libra-serve (default: start one with the nano judge)")
     ap.add_argument("--out", type=Path, default=RESULTS / "downstream")
+    ap.add_argument("--judge-quality", action="store_true",
+                    help="only measure each judge arm of --arms as a classifier of the policy's samples; into --out")
+    ap.add_argument("--paid-wrong", type=Path, metavar="TABLE_JSON",
+                    help="print, per arm, the paid-but-wrong completions a table kept, by class (no service)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for the policy (the engine has the rest)")
     args = ap.parse_args(argv)
 
+    if args.paid_wrong:
+        print_paid_wrong(json.loads(args.paid_wrong.read_text()))
+        return
     import torch
 
     torch.set_num_threads(args.threads)
@@ -387,6 +537,15 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     log = Path(tempfile.gettempdir()) / "nano-rl-serve.log"
     with service(args.url, log) as url:
+        if args.judge_quality:
+            quality = judge_quality(url, [a for a in args.arms.split(",") if a in ARMS])
+            for name, q in quality.items():
+                print(f"{name:>16}: accuracy {q['accuracy']:.1%}  AUC {q['auc']:.3f}  forced {q['forced']:.0%}")
+            path = args.out.with_suffix(".json")
+            table = json.loads(path.read_text()) if path.exists() else {}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({**table, "judges": quality}, indent=1) + "\n")
+            return
         if not args.table:
             run = run_dpo(url, args.seed) if args.arm == "dpo" else run_grpo(ARMS[args.arm], args.seed, url, **kw)
             print(f"{run.arm}, seed {run.seed}: before {100 * run.before:.1f}%, after {100 * run.after:.1f}% "

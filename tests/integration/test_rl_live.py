@@ -34,6 +34,8 @@ def test_grpo_steps_on_the_judges_rewards_change_the_policy(live_server):
     # What TRL logged is what the service returned (TRL averages the non-missing rewards).
     for h, s in zip(logged, run.steps, strict=True):
         assert math.isclose(h["rewards/libra_reward/mean"], s["mean_reward"], abs_tol=1e-3)
+    # Every completion the reward paid was read against the truth (the observer's view).
+    assert all(s["paid"] <= s["items"] and set(s["paid_wrong"]) <= rl.PAID_WRONG_CLASSES for s in run.steps)
     moved = [n for n, w in run.model.state_dict().items() if not torch.equal(w, start[n])]
     assert moved, "no weight changed after two GRPO steps"
 
