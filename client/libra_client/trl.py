@@ -7,12 +7,24 @@ TRL calls it with ``prompts``, ``completions`` and ``completion_ids`` (keyword a
 other dataset column, and, since TRL 1.0, ``log_extra`` and ``log_metric``. Prompts and completions are
 strings, or chat messages for conversational data (``libra_client.messages``: content parts become
 text, a tool-calling completion is judged whole). A column named ``reference``, ``answer``, ``solution``
-or ``ground_truth`` becomes each item's reference. Items the judge could not score come back as
-``None``, which TRL treats as a missing reward; but when the service cannot be reached (every retry of
-the client failed: status ``client_error``) the call raises, so the step fails with the reason instead
-of training on a batch of missing rewards, which TRL would sum to zeros. With ``log_extra`` the
-completions table gains each item's ``judge_status`` and ``judge_verdict``; with ``log_metric`` the
-step logs ``libra/failed`` and ``libra/forced`` (shares of the batch).
+or ``ground_truth`` becomes each item's reference.
+
+Two kinds of item have no reward from the service, and they reach TRL differently:
+
+- A response the reward policy refuses (``REFUSED``: no final answer, a hedge, a repetition loop, too
+  long to judge) gets ``LIBRA_FAILURE_REWARD`` (0.0): it was scored, and it earns nothing. Not ``None``:
+  TRL (1.16, ``_generate_and_score_completions``) leaves a completion whose every reward is ``None`` out
+  of its group's baseline and gives it advantage 0, so a refused response would cost the policy nothing
+  and the refusal would teach nothing (measured: docs/downstream.md, the hedging share with the check
+  on fell no faster than with it off).
+- An item the judge could not score (its output unparsed, the engine failed, the deadline passed) comes
+  back ``None``: TRL's missing reward, no signal either way, as the response may well be right.
+
+When the service cannot be reached (every retry of the client failed: status ``client_error``) the call
+raises, so the step fails with the reason instead of running on a batch with no reward at all. With
+``log_extra`` the completions table gains each item's ``judge_status`` and ``judge_verdict``; with
+``log_metric`` the step logs ``libra/failed`` (the share sent as ``None``), ``libra/refused`` and
+``libra/forced`` (shares of the batch).
 """
 
 from __future__ import annotations
@@ -20,10 +32,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from libra_client.env import shared_client
+from libra_client.env import _number, shared_client
 from libra_client.messages import question_of, response_of
 
 REFERENCE_COLUMNS = ("reference", "answer", "solution", "ground_truth")
+REFUSED = frozenset({"no_answer", "degenerate", "too_long"})  # the reward policy's: the response's own doing
 
 
 def _reference(value: Any) -> Any:
@@ -32,6 +45,7 @@ def _reference(value: Any) -> Any:
 
 async def libra_reward(prompts: list[Any], completions: list[Any], log_extra: Callable | None = None,
                        log_metric: Callable | None = None, **kwargs: Any) -> list[float | None]:
+    refused = _number("LIBRA_FAILURE_REWARD", float, 0.0)  # read first: a bad value fails before any work
     refs = next((kwargs[c] for c in REFERENCE_COLUMNS if kwargs.get(c) is not None), None)
     items = [{"question": question_of(p), "response": response_of(c),
               "reference": None if refs is None else _reference(refs[i])}
@@ -45,10 +59,12 @@ async def libra_reward(prompts: list[Any], completions: list[Any], log_extra: Ca
     if log_extra is not None:
         log_extra("judge_status", [r.status for r in results])
         log_extra("judge_verdict", [r.verdict or "" for r in results])
+    rewards = [refused if r.reward is None and r.status in REFUSED else r.reward for r in results]
     if log_metric is not None and results:
-        log_metric("libra/failed", sum(r.reward is None for r in results) / len(results))
+        log_metric("libra/failed", sum(x is None for x in rewards) / len(results))
+        log_metric("libra/refused", sum(r.reward is None and r.status in REFUSED for r in results) / len(results))
         log_metric("libra/forced", sum(r.status == "forced" for r in results) / len(results))
-    return [r.reward for r in results]
+    return rewards
 
 
 def libra_reward_sync(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:

@@ -6,7 +6,8 @@ f2cd57710ae345ea6428ae95363267fcf38a3dc8, docs/research/trainer-contracts.md sec
 1.16.0): ``_calculate_rewards`` calls each reward function with keyword arguments ``prompts``,
 ``completions``, ``completion_ids`` and every other data-set column, plus ``trainer_state``,
 ``log_extra`` and ``log_metric``; an async function runs on TRL's event-loop thread; ``None`` becomes
-NaN; conversational completions are message lists.
+NaN, and ``_generate_and_score_completions`` leaves a row of NaN out of its group's baseline with
+advantage 0 (1.16.0); conversational completions are message lists.
 """
 
 from __future__ import annotations
@@ -77,15 +78,18 @@ def test_calculate_rewards_on_chat_tool_and_multimodal_completions(trainer):
     assert trainer._pending_extra_logs["judge_status"] == ["ok"] * 4
 
 
-def test_an_unscorable_completion_is_nan_not_zero(trainer):
-    prompts = [[{"role": "user", "content": "What is 347 + 58?"}]] * 2
+def test_a_refused_completion_costs_the_policy_and_is_not_a_missing_reward(trainer):
+    """A response the reward policy refuses (no final answer; a hedge) gets the failure reward, 0.0: TRL
+    1.16 gives a NaN row advantage 0, which would make the refusal free (docs/downstream.md)."""
+    prompts = [[{"role": "user", "content": "What is 347 + 58?"}]] * 3
     completions = [[{"role": "assistant", "content": "Thought process:"}],
+                   [{"role": "assistant", "content": "The answer is 405, or possibly 406."}],
                    [{"role": "assistant", "content": "347 + 58 = 405."}]]
     inputs = [{"prompt": p, "solution": 405} for p in prompts]
     trainer._pending_extra_logs.clear()
-    rewards = trainer._calculate_rewards(inputs, prompts, completions, [[1]] * 2)[:, 0].tolist()
-    assert math.isnan(rewards[0]) and rewards[1] == 1.0
-    assert trainer._pending_extra_logs["judge_status"] == ["no_answer", "ok"]
+    rewards = trainer._calculate_rewards(inputs, prompts, completions, [[1]] * 3)[:, 0].tolist()
+    assert rewards == [0.0, 0.0, 1.0]
+    assert trainer._pending_extra_logs["judge_status"] == ["no_answer", "no_answer", "ok"]
 
 
 def test_the_sync_form_for_older_trl(trainer):

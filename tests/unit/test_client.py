@@ -28,8 +28,11 @@ ITEMS = [{"id": f"i{i}", "question": "What is 2 + 2?", "response": "4" if i % 2 
 def answer(request: httpx.Request) -> httpx.Response:
     """The server's answer to a plain or a streamed /score (one NDJSON line per item, then the final line)."""
     body = json.loads(request.content)
+    # A response "status:S" comes back with status S and no reward (as the reward policy's refusals do).
     results = [{"id": it.get("id"), "index": i, "status": "ok", "reward": float(it["response"] == "4"),
-                "verdict": "x"} for i, it in enumerate(body["items"])]
+                "verdict": "x"} if not it["response"].startswith("status:") else
+               {"id": it.get("id"), "index": i, "status": it["response"][7:], "reward": None, "verdict": None}
+               for i, it in enumerate(body["items"])]
     if not body.get("stream"):
         return httpx.Response(200, json={"results": results, "model": "m", "judge": "j"})
     lines = [json.dumps(r) for r in results] + [json.dumps({"done": True})]
@@ -262,7 +265,7 @@ def test_a_client_from_before_a_fork_refuses_in_the_child(monkeypatch):
 def fresh_env(monkeypatch):
     for name in ("LIBRA_URL", "LIBRA_API_KEY", "LIBRA_JUDGE", "LIBRA_MODE", "LIBRA_REWARD_MODE",
                  "LIBRA_CLIENT_TIMEOUT_S", "LIBRA_CHUNK_SIZE", "LIBRA_MAX_CONCURRENCY", "LIBRA_MAX_THINKING_TOKENS",
-                 "LIBRA_MAX_RETRIES", "LIBRA_POLICY"):
+                 "LIBRA_MAX_RETRIES", "LIBRA_POLICY", "LIBRA_FAILURE_REWARD"):
         monkeypatch.delenv(name, raising=False)
     for client in list(libra_env._clients.values()):  # clients an earlier test's adapters left in this process
         client.close()
@@ -326,8 +329,28 @@ def test_the_policy_and_the_retries_come_from_the_environment(fresh_env):
             libra_env.client_settings()
 
 
+def test_trl_pays_a_refused_response_the_failure_reward_and_leaves_a_judge_failure_missing(fresh_env, server):
+    """TRL gives a completion with no reward advantage 0 (no signal): right for an item the judge could
+    not score, wrong for a response the reward policy refused, which must cost the policy something."""
+    from libra_client import trl
+
+    fresh_env.setenv("LIBRA_URL", server.url)
+    completions = ["4", "status:no_answer", "status:degenerate", "status:too_long", "status:unparsed",
+                   "status:error", "status:timeout"]
+    logged: dict[str, float] = {}
+    rewards = asyncio.run(trl.libra_reward(prompts=["q"] * 7, completions=completions,
+                                           log_metric=lambda k, v: logged.__setitem__(k, v)))
+    assert rewards == [1.0, 0.0, 0.0, 0.0, None, None, None]
+    assert logged == {"libra/failed": 3 / 7, "libra/refused": 3 / 7, "libra/forced": 0.0}
+    fresh_env.setenv("LIBRA_FAILURE_REWARD", "-1")
+    assert asyncio.run(trl.libra_reward(prompts=["q"] * 2, completions=completions[:2])) == [1.0, -1.0]
+    fresh_env.setenv("LIBRA_FAILURE_REWARD", "none")
+    with pytest.raises(ValueError, match="LIBRA_FAILURE_REWARD='none' is not a valid float"):
+        asyncio.run(trl.libra_reward(prompts=["q"], completions=["4"]))
+
+
 def test_trl_fails_the_step_when_the_service_is_unreachable_never_zeros(fresh_env):
-    """TRL sums a row of missing rewards to 0: a batch the service never saw must raise, not train on zeros."""
+    """A batch the service never saw must raise: TRL would run the step on no reward at all."""
     from libra_client import trl
 
     with socket.socket() as s:  # a port with nothing behind it
