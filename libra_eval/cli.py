@@ -35,6 +35,9 @@ def _common(ap: argparse.ArgumentParser, command: str) -> None:
     ap.add_argument("--seed", type=int, help="sampling seed")
     ap.add_argument("--mode", default="judge", choices=("judge", "verify", "hybrid", "both"),
                     help="judge (default), or rule-based verification modes that use each item's reference")
+    ap.add_argument("--trust-rule", choices=("correct", "conclusive"),
+                    help="with --mode hybrid: which math-verify verdicts stand without the judge "
+                    "(default: the profile's)")
     ap.add_argument("--timeout-s", type=float, help="deadline per request (server default if unset)")
     ap.add_argument("--threshold", type=float, default=0.5, help="reward at or above which a verdict means correct")
     ap.add_argument("--limit", type=int, default=0, help="only the first N rows")

@@ -220,5 +220,5 @@ def request_options(args: Any, **extra: Any) -> dict[str, Any]:
     """The /score options a command's flags ask for (unset flags leave the server's defaults)."""
     options = {"judge": args.judge, "samples": args.samples, "temperature": args.temperature,
                "max_thinking_tokens": args.max_thinking_tokens, "seed": args.seed, "mode": args.mode,
-               "timeout_s": args.timeout_s, **extra}
+               "trust_rule": getattr(args, "trust_rule", None), "timeout_s": args.timeout_s, **extra}
     return {k: v for k, v in options.items() if v is not None}

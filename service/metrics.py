@@ -19,6 +19,7 @@ from importlib import metadata
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from service.judge.cascade import Route
 from service.judge.scorer import Scorer
 from service.judge.types import ItemStatus
 
@@ -61,8 +62,15 @@ class ScorerCollector:
         for source in ("judge", "verify"):
             sources.add_metric([source], s.sources.get(source, 0))
         yield sources
-        agreement = CounterMetricFamily("libra_verify_agreement", "Mode both: items where the judge and the "
-                                        "check agreed or disagreed.", labels=["result"])
+        routes = CounterMetricFamily("libra_cascade_items", "Mode hybrid: items per cascade route (rule_correct, "
+                                     "rule_incorrect: math-verify decided; judge_*: the judge did, and why).",
+                                     labels=["route"])
+        for route in Route:
+            routes.add_metric([route.value], s.routes.get(route.value, 0))
+        yield routes
+        agreement = CounterMetricFamily("libra_verify_agreement", "Items where the judge and the check both gave a "
+                                        "verdict (mode both; mode hybrid's judge_rule_incorrect route), by whether "
+                                        "they agreed.", labels=["result"])
         for result in ("agree", "disagree"):
             agreement.add_metric([result], s.verify_agreement.get(result, 0))
         yield agreement

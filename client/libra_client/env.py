@@ -6,6 +6,7 @@
   ``LIBRA_MAX_RETRIES`` (8): the client's HTTP timeout per request, items per request, requests in
   flight per call, and retries of a failed request (with backoff: 8 ride out ~1-2 minutes of outage).
 - Request options: ``LIBRA_JUDGE`` (profile), ``LIBRA_MODE`` (judge, verify, hybrid, both),
+  ``LIBRA_TRUST_RULE`` (mode hybrid: correct or conclusive, which rule verdicts stand without the judge),
   ``LIBRA_REWARD_MODE`` (verdict or prob), ``LIBRA_MAX_THINKING_TOKENS`` (thinking budget per judgment),
   ``LIBRA_POLICY`` (the reward policy's overrides, a JSON object, e.g. ``{"forced": 0}``).
 
@@ -48,6 +49,8 @@ def client_settings() -> tuple[list[str], dict[str, Any], dict[str, Any]]:
     options: dict[str, Any] = {"judge": os.environ["LIBRA_JUDGE"]} if os.environ.get("LIBRA_JUDGE") else {}
     if os.environ.get("LIBRA_MODE"):
         options["mode"] = os.environ["LIBRA_MODE"]
+    if os.environ.get("LIBRA_TRUST_RULE"):  # correct | conclusive
+        options["trust_rule"] = os.environ["LIBRA_TRUST_RULE"]
     if os.environ.get("LIBRA_REWARD_MODE"):  # verdict | prob
         options["reward_mode"] = os.environ["LIBRA_REWARD_MODE"]
     if os.environ.get("LIBRA_MAX_THINKING_TOKENS"):

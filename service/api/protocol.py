@@ -132,8 +132,13 @@ class ScoreRequest(BaseModel):
     cache: bool | None = Field(None, description="Reuse cached judgments. Default: on for greedy sampling.")
     mode: Literal["judge", "verify", "hybrid", "both"] = Field(
         "judge", description="judge: the thinking judge. verify: math-verify against each item's reference "
-        "only. hybrid: math-verify where it is conclusive, the judge otherwise. both: the judge's reward, "
-        "plus the check and whether they agree.")
+        "only. hybrid: math-verify first, the judge for what it may not decide (trust_rule). both: the judge's "
+        "reward, plus the check and whether they agree.")
+    trust_rule: Literal["correct", "conclusive"] | None = Field(
+        None, description="Mode hybrid: which math-verify verdicts stand without the judge. correct: only an "
+        "accepted answer (rules reject correct answers written in another form far more often than they accept "
+        "wrong ones), so a rejection goes to the judge; conclusive: a rejection stands too (fewest judge calls). "
+        "The profile's [cascade] trust_rule (GET /judges) if unset.")
     timeout_s: float | None = Field(None, gt=0, description="Deadline for the whole request; items not judged "
                                     "by then get status timeout. Server default and maximum: GET /limits.")
     policy: PolicyIn | None = Field(None, description="Reward policy overrides (answer-presence check, "
@@ -160,6 +165,14 @@ class ScoreRequest(BaseModel):
                                       "give identical samples)")
         return value
 
+    @field_validator("trust_rule")
+    @classmethod
+    def _hybrid_only(cls, value: str | None, info: ValidationInfo) -> str | None:
+        mode = info.data.get("mode")  # declared before trust_rule; absent when it failed its own validation
+        if value is not None and mode is not None and mode != "hybrid":
+            raise PydanticCustomError("hybrid_only", "applies only to mode hybrid (mode is {mode})", {"mode": mode})
+        return value
+
     def to_items(self) -> list[ScoreItem]:
         return [ScoreItem(question=i.question, response=i.response, reference=i.reference, id=i.id)
                 for i in self.items]
@@ -168,7 +181,7 @@ class ScoreRequest(BaseModel):
         return JudgeOptions.from_profile(
             profile, samples=self.samples, temperature=self.temperature, top_p=self.top_p,
             max_thinking_tokens=self.max_thinking_tokens, seed=self.seed, return_reasoning=self.return_reasoning,
-            return_prompt=self.return_prompt, cache=self.cache, mode=self.mode,
+            return_prompt=self.return_prompt, cache=self.cache, mode=self.mode, trust_rule=self.trust_rule,
             policy=None if self.policy is None else self.policy.over(profile.policy),
             reward_mode=self.reward_mode,
         )
@@ -215,8 +228,16 @@ class ScoreResult(BaseModel):
     prompt: list[PromptMessage] | None = Field(None, description="The judge's prompt, with return_prompt.")
     message: str | None = Field(None, description="Why the item is not ok.")
     source: Literal["judge", "verify"] = Field("judge", description="Which decided the reward.")
+    route: Literal["rule_correct", "rule_incorrect", "judge_rule_incorrect", "judge_rule_inconclusive",
+                   "judge_no_reference"] | None = Field(
+        None, description="Mode hybrid: the cascade's route. rule_correct / rule_incorrect: math-verify decided "
+        "(rule_incorrect only with trust_rule conclusive); judge_rule_incorrect, judge_rule_inconclusive, "
+        "judge_no_reference: the judge decided, and why it was asked. Null in the other modes and for items the "
+        "reward policy refused.")
     verify: VerifyOut | None = Field(None, description="The rule-based check, when one ran (modes other than judge).")
-    verify_agrees: bool | None = Field(None, description="Mode both: whether the judge and the check agree.")
+    verify_agrees: bool | None = Field(None, description="Whether the judge and the check agree, where both "
+                                         "gave a verdict: mode both, and mode hybrid's judge_rule_incorrect route "
+                                         "(false: the judge overturned the rule's rejection).")
     notes: list[ItemNote] = Field(default_factory=list, description="Advice the status does not carry (empty "
                                   "when there is none). reference_unused: the item has a reference but nothing "
                                   "consulted it (the profile's reference is 'unused' and mode is judge); pick a "
@@ -234,6 +255,7 @@ class ScoreResult(BaseModel):
             usage=UsageOut.model_construct(prompt_tokens=j.usage.prompt_tokens,
                                            completion_tokens=j.usage.completion_tokens),
             truncated_input=j.truncated_input, reasoning=j.reasoning, message=j.message, source=j.source,
+            route=j.route,
             outputs=None if j.outputs is None else [
                 SampleOut.model_construct(text=o.text, verdict=o.verdict, status=o.status) for o in j.outputs],
             prompt=None if r.prompt is None else [PromptMessage.model_construct(**m) for m in r.prompt],
@@ -306,6 +328,8 @@ class JudgeInfo(BaseModel):
     sampling: dict[str, float | int]
     policy: dict[str, str | float] = Field(description="The reward policy: answer, truncated, forced, max_repetition "
                                            "(docs/api.md: Reward policy).")
+    cascade: dict[str, str] = Field(description="The profile's cascade settings: trust_rule (mode hybrid: which "
+                                    "math-verify verdicts stand without the judge).")
 
 
 class JudgesResponse(BaseModel):

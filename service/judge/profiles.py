@@ -32,6 +32,9 @@ in the code. Fields (see the shipped files for examples):
 - ``[policy]``: the reward policy (``service/judge/policy.py``): ``answer`` (the answer-presence
   check), ``hedged`` (hedged answers, where that check is on), ``max_repetition``, ``truncated`` and
   ``forced``; a request may override each.
+- ``[cascade] trust_rule``: in ``mode: hybrid``, which of math-verify's verdicts stand without the
+  judge: ``correct`` (default: only an accepted answer) or ``conclusive`` (a rejection too);
+  ``service/judge/cascade.py`` says why. A request may override it.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 
+from service.judge.cascade import TRUST_RULE
 from service.judge.policy import RewardPolicy
 from service.judge.verdict import parse_verdict
 
@@ -81,6 +85,7 @@ class Profile:
     response_input: str = "full"
     no_answer_reward: float | None = None
     policy: RewardPolicy = field(default_factory=RewardPolicy)
+    trust_rule: str = "correct"  # [cascade]: which rule verdicts stand without the judge in mode hybrid
 
     @property
     def key(self) -> str:
@@ -156,6 +161,7 @@ class Profile:
             "response_input": self.response_input,
             "policy": self.policy.describe(),
             "sampling": dict(self.sampling),
+            "cascade": {"trust_rule": self.trust_rule},
         }
 
 
@@ -215,6 +221,7 @@ def parse_profile(name: str, path: Path) -> Profile:
             response_input=inputs.get("response", "full"),
             no_answer_reward=None if inputs.get("no_answer_reward") is None else float(inputs["no_answer_reward"]),
             policy=RewardPolicy.parse(dict(data.get("policy", {}))),
+            trust_rule=str(data.get("cascade", {}).get("trust_rule", "correct")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ProfileError(f"judge profile {path}: {exc}") from exc
@@ -232,6 +239,8 @@ def _validate(p: Profile, path: Path) -> None:
         fail(f"[input] truncate must be one of {TRUNCATE_MODES}, not {p.truncate!r}")
     if p.response_input not in RESPONSE_INPUTS:
         fail(f"[input] response must be one of {RESPONSE_INPUTS}, not {p.response_input!r}")
+    if p.trust_rule not in TRUST_RULE:
+        fail(f"[cascade] trust_rule must be one of {TRUST_RULE}, not {p.trust_rule!r}")
     if not p.origin.startswith(("published:", "ours:")):
         fail("origin must say 'published: <repository, path, commit>' or 'ours: <why>'")
     if bool(p.rewards) == (p.score_range is not None):

@@ -1,6 +1,7 @@
 """The scorer: items in, one result per item out, in named stages.
 
-    score:  clamp budgets -> [verify: the rule-based check decides what it can] -> judge the items:
+    score:  clamp budgets -> [verify, hybrid: the rule-based check decides what it may (cascade.py)]
+            -> judge the items:
     _judge_items: prepare (Preparer.prepare: render token-safe and token-faithful, truncate or
                   too_long, judgment key; prepare.py)
              -> reuse (decided early, cache hits, duplicates of an item in this request)
@@ -26,6 +27,7 @@ from dataclasses import replace
 from service.engine.base import EngineDead, EngineError, JudgeEngine, RequestKind, SamplingSpec, new_request_id
 from service.judge.assets import ProfileAssets
 from service.judge.cache import InFlight, LruCache
+from service.judge.cascade import RULE_DECIDES, Route, rule_first_route
 from service.judge.judging import ItemJudge, verified
 from service.judge.prepare import Prepared, Preparer
 from service.judge.types import ItemNote, ItemResult, ItemStatus, JudgeOptions, Judgment, ScoreItem, ScorerStats
@@ -61,8 +63,9 @@ class Scorer:
 
         Items not judged within ``timeout_s`` get status ``timeout`` and their engine work is aborted
         (unless another request is still waiting on the same judgment). ``opts.mode`` adds rule-based
-        verification: ``verify`` (only the check), ``hybrid`` (the check where it is conclusive, the
-        judge for the rest), ``both`` (the judge's reward, with the check and their agreement).
+        verification: ``verify`` (only the check), ``hybrid`` (the check where ``opts.trust_rule`` lets
+        it decide, the judge for the rest: ``cascade.py``), ``both`` (the judge's reward, with the check
+        and their agreement).
 
         Where nothing consults references (``JudgeOptions.uses_reference``), every item that carried
         one gets the note ``reference_unused`` and is counted in ``stats.references_unused``.
@@ -80,11 +83,13 @@ class Scorer:
 
         if opts.mode == "judge":
             results = await self._judge_items(items, opts, timeout_s, emit)
-        else:  # (the judged part runs on a sub-list: its results are streamed once mapped back)
-            results = await self._with_verify(items, opts, timeout_s)
+        else:
+            results = await self._with_verify(items, opts, timeout_s, emit if on_result is not None else None)
         for r in results:
             self.stats.statuses[r.judgment.status.value] += 1
             self.stats.sources[r.judgment.source] += 1
+            if r.judgment.route is not None:
+                self.stats.routes[r.judgment.route] += 1
             emit(_noted(r, ignored))
         if ignored:
             self.stats.references_unused[opts.profile.name] += len(ignored)
@@ -92,8 +97,10 @@ class Scorer:
 
     # -- the rule-based check ----------------------------------------------------------------------
 
-    async def _with_verify(self, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float | None
-                           ) -> list[ItemResult]:
+    async def _with_verify(self, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float | None,
+                           emit: Callable[[ItemResult], None] | None) -> list[ItemResult]:
+        """Modes verify, hybrid and both. Items the check (or the reward policy) decides are emitted at
+        once; the judged ones as each finishes, mapped back to their place with the check beside them."""
         if self.verifier is None:
             raise EngineError("rule-based verification is not enabled on this server")
         # The reward policy holds in every mode: a junk response is refused before any check.
@@ -103,23 +110,44 @@ class Scorer:
             *(self.verifier.check(items[i].reference, items[i].response) for i in checked)), strict=True))
         results: list[ItemResult | None] = [None] * len(items)
         to_judge: list[int] = []
+        routes: dict[int, Route] = {}
         for i, item in enumerate(items):
             outcome = outcomes.get(i)
+            if opts.mode == "hybrid" and i not in refused:
+                routes[i] = rule_first_route(outcome, opts.trust_rule)
             if i in refused:
                 results[i] = ItemResult(i, item.id, refused[i])
-            elif opts.mode == "verify" or (opts.mode == "hybrid" and outcome is not None and outcome.conclusive):
+            elif opts.mode == "verify":
                 results[i] = ItemResult(i, item.id, verified(outcome))
+            elif routes.get(i) in RULE_DECIDES:
+                results[i] = ItemResult(i, item.id, replace(verified(outcome), route=routes[i].value))
             else:
                 to_judge.append(i)
-        if to_judge:
-            judged = await self._judge_items([items[i] for i in to_judge], opts, timeout_s)
-            for i, r in zip(to_judge, judged, strict=True):
+        if emit is not None:
+            for r in results:
+                if r is not None:
+                    emit(r)
+        if not to_judge:
+            return results  # type: ignore[return-value]
+        mapped: dict[int, ItemResult] = {}
+
+        def back(r: ItemResult) -> ItemResult:
+            """A judged sub-list result in its item's place, with the check and the route (once per item:
+            the streamed line and the final result are the same object)."""
+            i = to_judge[r.index]
+            if i not in mapped:
                 outcome = outcomes.get(i)
-                j = replace(r.judgment, verify=outcome)
-                if opts.mode == "both" and outcome is not None and outcome.conclusive and j.reward is not None:
+                j = replace(r.judgment, verify=outcome, route=routes[i].value if i in routes else None)
+                if outcome is not None and outcome.conclusive and j.reward is not None:
                     j.verify_agrees = (j.reward >= 0.5) == (outcome.status == "correct")
                     self.stats.verify_agreement["agree" if j.verify_agrees else "disagree"] += 1
-                results[i] = ItemResult(i, items[i].id, j, cached=r.cached, prompt=r.prompt)
+                mapped[i] = ItemResult(i, items[i].id, j, cached=r.cached, prompt=r.prompt)
+            return mapped[i]
+
+        judged = await self._judge_items([items[i] for i in to_judge], opts, timeout_s,
+                                         None if emit is None else (lambda r: emit(back(r))))
+        for r in judged:
+            results[to_judge[r.index]] = back(r)
         return results  # type: ignore[return-value]
 
     # -- the judge ---------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ NOT_IN_CACHE_KEY = {
     "return_prompt": "an output option: the prompt rides on the ItemResult, not on the cached Judgment",
     "cache": "whether to read and write the cache, not what is judged",
     "mode": "the rule-based check runs beside the judge and is added to a copy of its judgment",
+    "trust_rule": "which items reach the judge in mode hybrid, not how the judge judges them",
     "priority": "when the engine runs the requests, not what they generate",
 }
 
@@ -82,6 +83,7 @@ class JudgeOptions:
     return_prompt: bool = False  # the judge's prompt as chat messages (an output option: not in the cache key)
     cache: bool | None = None  # None: on for greedy sampling, off otherwise
     mode: str = "judge"  # judge | verify | hybrid | both (rule-based verification against the reference)
+    trust_rule: str = "correct"  # mode hybrid: which rule verdicts stand without the judge (judge/cascade.py)
     policy: RewardPolicy = field(default_factory=RewardPolicy)  # the profile's, with the request's overrides
     reward_mode: str = "verdict"  # verdict: the label's reward; prob: the expected reward under the label probabilities
     probe: bool = False  # read each natural verdict's label probabilities (one more engine request each)
@@ -97,6 +99,7 @@ class JudgeOptions:
             max_tokens=int(s.get("max_tokens", 1024)),
             max_thinking_tokens=int(s["max_thinking_tokens"]) if "max_thinking_tokens" in s else None,
             policy=profile.policy,
+            trust_rule=profile.trust_rule,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         base.update(given)
@@ -173,6 +176,7 @@ class Judgment:
     message: str | None = None
     truncated_input: bool = False
     source: str = "judge"  # judge | verify: which decided the reward
+    route: str | None = None  # mode hybrid: the cascade's route (judge/cascade.py Route); None elsewhere
     verify: VerifyOutcome | None = None  # the rule-based check, when one ran
     verify_agrees: bool | None = None  # mode both: did the judge and the check agree?
     verdict_prob: float | None = None  # mean probability of the best-rewarded label over the samples
@@ -211,5 +215,6 @@ class ScorerStats:
     primed_groups: int = 0
     statuses: Counter = field(default_factory=Counter)
     sources: Counter = field(default_factory=Counter)
+    routes: Counter = field(default_factory=Counter)  # mode hybrid: items per cascade route
     verify_agreement: Counter = field(default_factory=Counter)  # "agree" / "disagree" (mode both)
     references_unused: Counter = field(default_factory=Counter)  # profile name -> items whose reference was ignored

@@ -265,7 +265,7 @@ def test_a_client_from_before_a_fork_refuses_in_the_child(monkeypatch):
 def fresh_env(monkeypatch):
     for name in ("LIBRA_URL", "LIBRA_API_KEY", "LIBRA_JUDGE", "LIBRA_MODE", "LIBRA_REWARD_MODE",
                  "LIBRA_CLIENT_TIMEOUT_S", "LIBRA_CHUNK_SIZE", "LIBRA_MAX_CONCURRENCY", "LIBRA_MAX_THINKING_TOKENS",
-                 "LIBRA_MAX_RETRIES", "LIBRA_POLICY", "LIBRA_FAILURE_REWARD"):
+                 "LIBRA_MAX_RETRIES", "LIBRA_POLICY", "LIBRA_FAILURE_REWARD", "LIBRA_TRUST_RULE"):
         monkeypatch.delenv(name, raising=False)
     for client in list(libra_env._clients.values()):  # clients an earlier test's adapters left in this process
         client.close()
