@@ -1,6 +1,14 @@
 """Train the bundled nano judge from scratch on the small world's synthetic judging data.
 
     python -m nano.train --out service/models/nano-judge
+    python -m nano.train --init service/models/nano-judge --direct-share 0.5 --steps 800 --lr 1e-3 \
+        --out service/models/nano-judge-direct          # the same judge, also answering without thinking
+
+With ``--direct-share``, that share of the examples is judged the way Qwen3 answers with
+``enable_thinking: false``: after the generation prompt comes an empty thinking block and the verdict
+alone (``<think>\n\n</think>\n\n\boxed{correct}``). The loss is on the verdict only: the service writes
+the empty block itself (the profile's ``[cascade] direct_open``), and a judge trained to write it would
+learn to skip its thinking. The saved chat template switches thinking off as Qwen3's does.
 
 Seeded and deterministic on a given machine; about 40 minutes on 2 CPU cores with the defaults. The
 prompt is rendered by the service's own PromptRenderer with the ``nano`` judge profile, so the model is
@@ -26,24 +34,75 @@ from nano.tokenizer import build_tokenizer
 from service.judge.profiles import load_profile
 from service.judge.prompts import PromptRenderer
 
+# What the nano profile's [cascade] direct_open and [force] prefix put after the generation prompt for a
+# verdict without thinking: Qwen3's enable_thinking=false opening, then the verdict's own start.
+DIRECT_OPEN = "<think>\n\n</think>\n\n\\boxed{"
+# The nano tokenizer's template, plus Qwen3's switch (its chat template: enable_thinking false writes an
+# empty thinking block after the generation prompt).
+DIRECT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+    "{% if enable_thinking is defined and enable_thinking is false %}{{ '<think>\n\n</think>\n\n' }}{% endif %}"
+    "{% endif %}"
+)
+
+
+def direct_verdict(item: world.Item) -> str:
+    """What follows ``DIRECT_OPEN``: the verdict's label and the closing brace."""
+    return ("correct" if item.label else "incorrect") + "}"
+
+
+@torch.no_grad()
+def direct_probs(model, tokenizer, renderer, items: list[world.Item]) -> list[float]:
+    """P(correct) of each item's direct verdict: the first token after ``DIRECT_OPEN``, normalised over
+    the labels' first tokens (as the service reads it: service/judge/prob.py)."""
+    model.eval()
+    c, i = (tokenizer.encode(t, add_special_tokens=False)[0] for t in ("c", "i"))
+    opening = tokenizer.encode(DIRECT_OPEN, add_special_tokens=False)
+    out = []
+    for it in items:
+        ids = torch.tensor([renderer.render(it.question, it.response) + opening])
+        logits = model(input_ids=ids).logits[0, -1]
+        pair = torch.softmax(logits[[c, i]], dim=0)
+        out.append(float(pair[0]))
+    model.train()
+    return out
+
+
+def direct_report(probs: list[float], items: list[world.Item]) -> str:
+    right = sum((p >= 0.5) == bool(it.label) for p, it in zip(probs, items, strict=True))
+    sure = [max(p, 1 - p) >= 0.9 for p in probs]
+    sure_right = sum(s and (p >= 0.5) == bool(it.label) for s, p, it in zip(sure, probs, items, strict=True))
+    return (f"direct accuracy {right / len(items):.3f}, sure (>= 0.9) {sum(sure) / len(items):.2f} of items, "
+            f"right when sure {sure_right / max(1, sum(sure)):.3f}")
+
 
 class Batcher:
     """Turns freshly drawn training items into padded (input_ids, labels) tensors."""
 
-    def __init__(self, tokenizer, renderer: PromptRenderer, seed: int):
+    def __init__(self, tokenizer, renderer: PromptRenderer, seed: int, direct_share: float = 0.0):
         self.tok = tokenizer
         self.renderer = renderer
         self.rng = random.Random(seed)
+        self.direct_share = direct_share
+        self.direct_open = tokenizer.encode(DIRECT_OPEN, add_special_tokens=False)
         self.eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
 
-    def example(self, item: world.Item) -> tuple[list[int], list[int]]:
+    def example(self, item: world.Item, direct: bool = False) -> tuple[list[int], list[int]]:
         prompt = self.renderer.render(item.question, item.response)
-        target = self.tok.encode(world.judge_output(item), add_special_tokens=False) + [self.eos]
+        if direct:  # the verdict alone, after the opening the service writes (no loss on the opening)
+            prompt = prompt + self.direct_open
+            target = self.tok.encode(direct_verdict(item), add_special_tokens=False) + [self.eos]
+        else:
+            target = self.tok.encode(world.judge_output(item), add_special_tokens=False) + [self.eos]
         return prompt + target, [-100] * len(prompt) + target
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [self.example(world.make_item(self.rng, "train")) for _ in range(size)]
+        rows = [self.example(world.make_item(self.rng, "train"), self.rng.random() < self.direct_share)
+                for _ in range(size)]
         width = max(len(ids) for ids, _ in rows)
         ids = torch.full((size, width), self.pad, dtype=torch.long)
         labels = torch.full((size, width), -100, dtype=torch.long)
@@ -90,6 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", type=Path, help="start from this checkpoint instead of random weights")
+    ap.add_argument("--direct-share", type=float, default=0.0,
+                    help="share of examples judged without thinking (Qwen3's enable_thinking: false)")
     args = ap.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -97,7 +159,10 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = build_tokenizer()
     profile = load_profile("nano")
     renderer = PromptRenderer(tokenizer, profile.messages)
-    model = Qwen2ForCausalLM(nano_config(tokenizer, args.hidden, args.layers))
+    if args.init:
+        model = Qwen2ForCausalLM.from_pretrained(args.init, torch_dtype=torch.float32)
+    else:
+        model = Qwen2ForCausalLM(nano_config(tokenizer, args.hidden, args.layers))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"params: {n_params / 1e6:.2f}M", flush=True)
 
@@ -116,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         progress = (step - warmup) / max(1, args.steps - warmup)
         return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
-    batcher = Batcher(tokenizer, renderer, args.seed)
+    batcher = Batcher(tokenizer, renderer, args.seed, args.direct_share)
     probe = [world.make_item(random.Random(7 + i), "eval") for i in range(100)]
     model.train()
     t0 = time.time()
@@ -135,10 +200,15 @@ def main(argv: list[str] | None = None) -> None:
             print(f"step {step} loss {ema:.4f} lr {lr_at(step):.2e} {time.time() - t0:.0f}s", flush=True)
         if args.eval_every and step and step % args.eval_every == 0:
             acc = greedy_accuracy(model, tokenizer, renderer, probe)
-            print(f"step {step} probe greedy accuracy {acc:.3f}", flush=True)
+            direct = (", " + direct_report(direct_probs(model, tokenizer, renderer, probe), probe)
+                      if args.direct_share else "")
+            print(f"step {step} probe greedy accuracy {acc:.3f}{direct}", flush=True)
 
     acc = greedy_accuracy(model, tokenizer, renderer, probe)
     print(f"final probe greedy accuracy {acc:.3f} after {time.time() - t0:.0f}s", flush=True)
+    if args.direct_share:
+        print("final " + direct_report(direct_probs(model, tokenizer, renderer, probe), probe), flush=True)
+        tokenizer.chat_template = DIRECT_CHAT_TEMPLATE
     tmp = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.generation_config.eos_token_id = [
@@ -148,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     (tmp / "training.json").write_text(json.dumps({**vars(args), "out": str(args.out), "params": n_params,
+                                                   "init": None if args.init is None else str(args.init),
                                                    "probe_accuracy": acc}, indent=2) + "\n")
     shutil.rmtree(args.out, ignore_errors=True)
     tmp.rename(args.out)

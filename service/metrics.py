@@ -19,7 +19,7 @@ from importlib import metadata
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from service.judge.cascade import Route
+from service.judge.cascade import PASSES, Route
 from service.judge.scorer import Scorer
 from service.judge.types import ItemStatus
 
@@ -68,6 +68,16 @@ class ScorerCollector:
         for route in Route:
             routes.add_metric([route.value], s.routes.get(route.value, 0))
         yield routes
+        passes = CounterMetricFamily("libra_direct_first_items", "Direct-first judgments by the pass that decided "
+                                     "(direct: the verdict without thinking was sure; thinking: it was not).",
+                                     labels=["judge_pass"])
+        tokens = CounterMetricFamily("libra_direct_first_tokens", "Tokens direct-first judgments generated, by pass "
+                                     "(every direct pass; the thinking passes of unsure items).", labels=["judge_pass"])
+        for judge_pass in PASSES:
+            passes.add_metric([judge_pass], s.direct_first.get(judge_pass, 0))
+            tokens.add_metric([judge_pass], s.direct_first_tokens.get(judge_pass, 0))
+        yield passes
+        yield tokens
         agreement = CounterMetricFamily("libra_verify_agreement", "Items where the judge and the check both gave a "
                                         "verdict (mode both; mode hybrid's judge_rule_incorrect route), by whether "
                                         "they agreed.", labels=["result"])

@@ -139,6 +139,14 @@ class ScoreRequest(BaseModel):
         "accepted answer (rules reject correct answers written in another form far more often than they accept "
         "wrong ones), so a rejection goes to the judge; conclusive: a rejection stands too (fewest judge calls). "
         "The profile's [cascade] trust_rule (GET /judges) if unset.")
+    direct_first: StrictBool | None = Field(
+        None, description="Ask the judge for its verdict without thinking first (one constrained token, its label "
+        "probabilities from the logprobs); where the best label's probability is at least direct_threshold that "
+        "verdict stands, else the full thinking judgment decides (judge_pass says which). Only for judges that can "
+        "answer without thinking (GET /judges: cascade.can_answer_directly). The profile's default if unset.")
+    direct_threshold: float | None = Field(
+        None, gt=0.5, le=1.0, description="With direct_first: the probability in (0.5, 1] at which a direct "
+        "verdict stands. The profile's default (GET /judges) if unset.")
     timeout_s: float | None = Field(None, gt=0, description="Deadline for the whole request; items not judged "
                                     "by then get status timeout. Server default and maximum: GET /limits.")
     policy: PolicyIn | None = Field(None, description="Reward policy overrides (answer-presence check, "
@@ -182,6 +190,7 @@ class ScoreRequest(BaseModel):
             profile, samples=self.samples, temperature=self.temperature, top_p=self.top_p,
             max_thinking_tokens=self.max_thinking_tokens, seed=self.seed, return_reasoning=self.return_reasoning,
             return_prompt=self.return_prompt, cache=self.cache, mode=self.mode, trust_rule=self.trust_rule,
+            direct_first=self.direct_first, direct_threshold=self.direct_threshold,
             policy=None if self.policy is None else self.policy.over(profile.policy),
             reward_mode=self.reward_mode,
         )
@@ -234,6 +243,11 @@ class ScoreResult(BaseModel):
         "(rule_incorrect only with trust_rule conclusive); judge_rule_incorrect, judge_rule_inconclusive, "
         "judge_no_reference: the judge decided, and why it was asked. Null in the other modes and for items the "
         "reward policy refused.")
+    judge_pass: Literal["direct", "thinking"] | None = Field(
+        None, description="With direct_first: which pass decided: direct (the verdict without thinking was sure "
+        "enough) or thinking (it was not, and the full judgment decided; usage counts both). Null without it.")
+    direct_prob: float | None = Field(None, description="With direct_first: the direct verdict's best-label "
+                                      "probability (null where it could not be read).")
     verify: VerifyOut | None = Field(None, description="The rule-based check, when one ran (modes other than judge).")
     verify_agrees: bool | None = Field(None, description="Whether the judge and the check agree, where both "
                                          "gave a verdict: mode both, and mode hybrid's judge_rule_incorrect route "
@@ -255,7 +269,7 @@ class ScoreResult(BaseModel):
             usage=UsageOut.model_construct(prompt_tokens=j.usage.prompt_tokens,
                                            completion_tokens=j.usage.completion_tokens),
             truncated_input=j.truncated_input, reasoning=j.reasoning, message=j.message, source=j.source,
-            route=j.route,
+            route=j.route, judge_pass=j.judge_pass, direct_prob=j.direct_prob,
             outputs=None if j.outputs is None else [
                 SampleOut.model_construct(text=o.text, verdict=o.verdict, status=o.status) for o in j.outputs],
             prompt=None if r.prompt is None else [PromptMessage.model_construct(**m) for m in r.prompt],
@@ -328,8 +342,10 @@ class JudgeInfo(BaseModel):
     sampling: dict[str, float | int]
     policy: dict[str, str | float] = Field(description="The reward policy: answer, truncated, forced, max_repetition "
                                            "(docs/api.md: Reward policy).")
-    cascade: dict[str, str] = Field(description="The profile's cascade settings: trust_rule (mode hybrid: which "
-                                    "math-verify verdicts stand without the judge).")
+    cascade: dict[str, str | float | bool] = Field(
+        description="The profile's cascade settings: trust_rule (mode hybrid: which math-verify verdicts stand "
+        "without the judge), direct_first and direct_threshold (a verdict without thinking first, kept where the "
+        "judge is that sure), can_answer_directly (whether direct_first is available for this judge).")
 
 
 class JudgesResponse(BaseModel):

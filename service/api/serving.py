@@ -35,6 +35,7 @@ from service.api.protocol import (
 )
 from service.config import Settings
 from service.engine.base import JudgeEngine
+from service.judge.cascade import why_no_direct
 from service.judge.prob import why_no_prob
 from service.judge.profiles import Profile
 from service.judge.scorer import Scorer
@@ -153,6 +154,11 @@ class ScoringService:
         if body.seed is not None and self.engine is not None and not self.engine.seeded_sampling:
             raise ApiError(ErrorCode.invalid_request, "seed is not supported by this server's engine (vLLM on "
                            "CPU cannot rewind a seeded sampler); leave it out, or use a GPU server", "seed")
+        if opts.direct_first and (why := why_no_direct(profile)):
+            raise ApiError(ErrorCode.invalid_request, f"direct_first is not available: {why}", "direct_first")
+        if body.direct_threshold is not None and not opts.direct_first:
+            raise ApiError(ErrorCode.invalid_request, f"direct_threshold applies only with direct_first (off for "
+                           f"judge {profile.name!r}; set direct_first: true)", "direct_threshold")
         if body.mode != "judge" and self.verifier is None:
             raise ApiError(ErrorCode.invalid_request, f"mode {body.mode!r} needs rule-based verification, which "
                            "is off on this server (LIBRA_VERIFY_WORKERS=0)", "mode")

@@ -19,6 +19,7 @@ class RequestKind(StrEnum):
     judge = "judge"  # the judgment of one item (k samples)
     answer = "answer"  # a judge that closed its thinking within the budget finishes its answer
     force = "force"  # the verdict, constrained to the labels, after the thinking budget ran out
+    direct = "direct"  # direct-first: the verdict without thinking, constrained to the labels, with their probabilities
     prime = "prime"  # a group's shared prompt prefix, prefilled once for the prefix cache
     probe = "probe"  # one token at a verdict's position, for the labels' probabilities (prefix-cached)
     ready = "ready"  # the readiness probe's one token

@@ -25,6 +25,7 @@ class ProfileAssets:
         self.encoder = PlainEncoder(tokenizer)
         self._renderers: dict[tuple[str, bool], PromptRenderer] = {}
         self._closings: dict[tuple[str, bool], list[int]] = {}
+        self._directs: dict[str, list[int]] = {}
         self._force_overheads: dict[str, int] = {}
         self._label_texts: dict[str, dict[str, str] | None] = {}
 
@@ -48,6 +49,14 @@ class ProfileAssets:
             closing = ("" if closed else (p.think_end or "")) + (p.force_prefix or "")
             self._closings[key] = self.tokenizer.encode(closing, add_special_tokens=False) if closing else []
         return self._closings[key]
+
+    def direct_ids(self, p: Profile) -> list[int]:
+        """What a direct verdict appends to the prompt before the choice: the judge's no-thinking opening
+        (``[cascade] direct_open``, template text like the closing) and the force prefix."""
+        if p.key not in self._directs:
+            self._directs[p.key] = self.tokenizer.encode((p.direct_open or "") + (p.force_prefix or ""),
+                                                         add_special_tokens=False)
+        return self._directs[p.key]
 
     @staticmethod
     def choice_room(p: Profile) -> int:

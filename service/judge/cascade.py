@@ -13,6 +13,14 @@ its outcomes stands without the judge is the options' ``trust_rule``:
 
 An inconclusive, timed-out or failed check, and an item without a reference, always go to the judge.
 Each item's ``route`` says which way it went; ``libra_cascade_items_total`` counts them.
+
+Direct first (``direct_first``). A judge that can answer without thinking (Qwen3's ``enable_thinking:
+false`` opens its answer with an empty ``<think>\n\n</think>``: the profile's ``[cascade] direct_open``)
+is asked for its verdict alone first: one constrained token, its label probabilities from the logprobs
+(``prob.py``). Where the judge is sure (the best label's probability >= ``direct_threshold``), that verdict
+stands; otherwise the full thinking judgment decides, and its cost is the direct pass plus the thinking.
+Each result's ``judge_pass`` says which decided; ``libra_direct_first_items_total`` and
+``libra_direct_first_tokens_total`` count both passes.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from enum import StrEnum
 from service.judge.verifier import VerifyOutcome
 
 TRUST_RULE = ("correct", "conclusive")
+PASSES = ("direct", "thinking")  # direct-first: which pass decided (judge_pass)
 
 
 class Route(StrEnum):
@@ -48,3 +57,19 @@ def rule_first_route(outcome: VerifyOutcome | None, trust_rule: str) -> Route:
     if outcome.status == "incorrect":
         return Route.rule_incorrect if trust_rule == "conclusive" else Route.judge_rule_incorrect
     return Route.judge_rule_inconclusive
+
+
+def why_no_direct(p) -> str | None:
+    """Why profile ``p``'s judge cannot be asked for a direct verdict (None: it can)."""
+    from service.judge.prob import why_no_prob  # (prob imports profiles, which imports this module)
+
+    if not p.direct_open:
+        return (f"judge {p.name!r} declares no way to answer without thinking ([cascade] direct_open, e.g. "
+                "Qwen3's empty <think></think>)")
+    if not p.force_choices:
+        return f"judge {p.name!r} has no verdict choices to constrain a direct verdict to ([force] choices)"
+    return why_no_prob(p)
+
+
+def direct_threshold_error(value: float) -> str | None:
+    return None if 0.5 < value <= 1.0 else f"must be in (0.5, 1], not {value:g}"

@@ -1,5 +1,7 @@
 """Judging one item: generate k samples, read each verdict, force one past the thinking budget, vote.
 
+    [direct-first: the verdict without thinking, with its label probabilities; it stands where the
+    judge is sure (cascade.py)] ->
     generate (k samples, one engine request) -> per sample: parse the verdict after the thinking;
     if the output was cut: let a judge that closed its thinking finish its answer, else close the
     thinking and force the verdict (constrained to the profile's labels) -> vote -> one Judgment
@@ -85,6 +87,45 @@ class ItemJudge:
         return gen, ""
 
     async def judge(self, ids: list[int], opts: JudgeOptions) -> Judgment:
+        if not opts.direct_first:
+            return await self._think(ids, opts)
+        direct = await self._direct(ids, opts)
+        sure = max(direct.probs.values()) if direct is not None and direct.probs else None
+        spent = direct.completion_tokens if direct is not None else 0
+        self.stats.direct_first_tokens["direct"] += spent
+        if sure is not None and sure >= opts.direct_threshold and direct.status == ItemStatus.ok:
+            self.stats.direct_first["direct"] += 1
+            judgment = vote([direct], opts, Usage(len(ids), spent))
+            judgment.judge_pass, judgment.direct_prob = "direct", sure
+            return judgment
+        judgment = await self._think(ids, opts)
+        self.stats.direct_first["thinking"] += 1
+        self.stats.direct_first_tokens["thinking"] += judgment.usage.completion_tokens
+        judgment.usage.completion_tokens += spent  # the item's cost is both passes
+        judgment.judge_pass, judgment.direct_prob = "thinking", sure
+        return judgment
+
+    async def _direct(self, ids: list[int], opts: JudgeOptions) -> Sample | None:
+        """The verdict without thinking: the judge's no-thinking opening, the force prefix, then one of
+        the profile's choices, greedy, with the labels' probabilities at its first token. None when the
+        request failed (the thinking judgment then decides)."""
+        p = opts.profile
+        spec = SamplingSpec(max_tokens=self.assets.choice_room(p), temperature=0.0, choices=p.force_choices,
+                            logprobs=TOP_LOGPROBS, priority=opts.priority)
+        gen, _ = await self.generate(ids + self.assets.direct_ids(p), spec, RequestKind.direct)
+        if gen is None:
+            return None
+        c = gen.completions[0]
+        text = (p.direct_open or "") + (p.force_prefix or "") + c.text
+        verdict = parse_verdict(text, p.think_end, p.verdict_pattern)
+        sample = Sample(status=ItemStatus.unparsed, text=text, thinking=verdict.thinking,
+                        completion_tokens=len(c.token_ids))
+        if p.reward_for(verdict.label) is not None:
+            sample.status, sample.label = ItemStatus.ok, p.label_of(verdict.label)
+            sample.probs = label_probs(self.engine.tokenizer, c.first_logprobs, self.assets.label_texts(p) or {})
+        return sample
+
+    async def _think(self, ids: list[int], opts: JudgeOptions) -> Judgment:
         spec = SamplingSpec(max_tokens=self.preparer.first_cap(opts), temperature=opts.temperature,
                             top_p=opts.top_p, n=opts.samples, seed=opts.seed, priority=opts.priority)
         gen, error = await self.generate(ids, spec, RequestKind.judge)

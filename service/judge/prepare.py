@@ -76,7 +76,10 @@ class Preparer:
         generation, then at worst the answer's continuation *and* a forced verdict after it (a judge
         that closed its thinking but still gave no verdict in its answer room is forced too)."""
         force = self.assets.force_overhead(opts.profile) if opts.forcing else 0
-        return self.first_cap(opts) + self.answer_room(opts) + force
+        thinking = self.first_cap(opts) + self.answer_room(opts) + force
+        if opts.direct_first:  # the direct pass is a request of its own on the same prompt
+            return max(thinking, len(self.assets.direct_ids(opts.profile)) + self.assets.choice_room(opts.profile))
+        return thinking
 
     # -- items -----------------------------------------------------------------------------------
 

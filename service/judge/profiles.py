@@ -35,6 +35,11 @@ in the code. Fields (see the shipped files for examples):
 - ``[cascade] trust_rule``: in ``mode: hybrid``, which of math-verify's verdicts stand without the
   judge: ``correct`` (default: only an accepted answer) or ``conclusive`` (a rejection too);
   ``service/judge/cascade.py`` says why. A request may override it.
+- ``[cascade] direct_open``: the text with which the judge's model answers without thinking, right
+  after the generation prompt (Qwen3's ``enable_thinking: false``: ``<think>\n\n</think>``); absent,
+  the judge cannot be asked for a direct verdict. ``direct_first`` (default false) asks for one first
+  and thinks only where its best label's probability is below ``direct_threshold`` (default 0.9, in
+  (0.5, 1]); a request may override both.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 
-from service.judge.cascade import TRUST_RULE
+from service.judge.cascade import TRUST_RULE, direct_threshold_error, why_no_direct
 from service.judge.policy import RewardPolicy
 from service.judge.verdict import parse_verdict
 
@@ -86,6 +91,9 @@ class Profile:
     no_answer_reward: float | None = None
     policy: RewardPolicy = field(default_factory=RewardPolicy)
     trust_rule: str = "correct"  # [cascade]: which rule verdicts stand without the judge in mode hybrid
+    direct_open: str | None = None  # [cascade]: how the model answers without thinking (None: it cannot)
+    direct_first: bool = False  # [cascade]: a direct verdict first, thinking only where it is unsure
+    direct_threshold: float = 0.9  # [cascade]: the best label's probability at which a direct verdict stands
 
     @property
     def key(self) -> str:
@@ -161,7 +169,8 @@ class Profile:
             "response_input": self.response_input,
             "policy": self.policy.describe(),
             "sampling": dict(self.sampling),
-            "cascade": {"trust_rule": self.trust_rule},
+            "cascade": {"trust_rule": self.trust_rule, "direct_first": self.direct_first,
+                        "direct_threshold": self.direct_threshold, "can_answer_directly": why_no_direct(self) is None},
         }
 
 
@@ -201,6 +210,10 @@ def parse_profile(name: str, path: Path) -> Profile:
         force = data.get("force", {})
         score = data.get("score")
         inputs = data.get("input", {})
+        cascade = data.get("cascade", {})
+        unknown = set(cascade) - {"trust_rule", "direct_open", "direct_first", "direct_threshold"}
+        if unknown:
+            raise ProfileError(f"judge profile {path}: unknown [cascade] field(s) {sorted(unknown)}")
         profile = Profile(
             name=name,
             description=data.get("description", ""),
@@ -221,7 +234,10 @@ def parse_profile(name: str, path: Path) -> Profile:
             response_input=inputs.get("response", "full"),
             no_answer_reward=None if inputs.get("no_answer_reward") is None else float(inputs["no_answer_reward"]),
             policy=RewardPolicy.parse(dict(data.get("policy", {}))),
-            trust_rule=str(data.get("cascade", {}).get("trust_rule", "correct")),
+            trust_rule=str(cascade.get("trust_rule", "correct")),
+            direct_open=cascade.get("direct_open"),
+            direct_first=bool(cascade.get("direct_first", False)),
+            direct_threshold=float(cascade.get("direct_threshold", 0.9)),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ProfileError(f"judge profile {path}: {exc}") from exc
@@ -241,6 +257,10 @@ def _validate(p: Profile, path: Path) -> None:
         fail(f"[input] response must be one of {RESPONSE_INPUTS}, not {p.response_input!r}")
     if p.trust_rule not in TRUST_RULE:
         fail(f"[cascade] trust_rule must be one of {TRUST_RULE}, not {p.trust_rule!r}")
+    if why := direct_threshold_error(p.direct_threshold):
+        fail(f"[cascade] direct_threshold {why}")
+    if p.direct_first and (why := why_no_direct(p)):
+        fail(f"[cascade] direct_first: {why}")
     if not p.origin.startswith(("published:", "ours:")):
         fail("origin must say 'published: <repository, path, commit>' or 'ours: <why>'")
     if bool(p.rewards) == (p.score_range is not None):

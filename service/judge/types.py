@@ -84,6 +84,8 @@ class JudgeOptions:
     cache: bool | None = None  # None: on for greedy sampling, off otherwise
     mode: str = "judge"  # judge | verify | hybrid | both (rule-based verification against the reference)
     trust_rule: str = "correct"  # mode hybrid: which rule verdicts stand without the judge (judge/cascade.py)
+    direct_first: bool = False  # a direct verdict (no thinking) first; thinking only where it is unsure (cascade.py)
+    direct_threshold: float = 0.9  # the direct verdict's best-label probability at which it stands
     policy: RewardPolicy = field(default_factory=RewardPolicy)  # the profile's, with the request's overrides
     reward_mode: str = "verdict"  # verdict: the label's reward; prob: the expected reward under the label probabilities
     probe: bool = False  # read each natural verdict's label probabilities (one more engine request each)
@@ -100,6 +102,8 @@ class JudgeOptions:
             max_thinking_tokens=int(s["max_thinking_tokens"]) if "max_thinking_tokens" in s else None,
             policy=profile.policy,
             trust_rule=profile.trust_rule,
+            direct_first=profile.direct_first,
+            direct_threshold=profile.direct_threshold,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         base.update(given)
@@ -141,6 +145,8 @@ class JudgeOptions:
                 parts.append(value if self.forcing else None)  # a budget only a forced verdict reads
             elif f.name == "policy":
                 parts.extend(value.key_parts())
+            elif f.name == "direct_threshold":
+                parts.append(value if self.direct_first else None)  # read only by a direct-first judgment
             else:
                 parts.append(value)
         return tuple(parts)
@@ -177,6 +183,8 @@ class Judgment:
     truncated_input: bool = False
     source: str = "judge"  # judge | verify: which decided the reward
     route: str | None = None  # mode hybrid: the cascade's route (judge/cascade.py Route); None elsewhere
+    judge_pass: str | None = None  # direct-first: "direct" or "thinking", the pass that decided; None without it
+    direct_prob: float | None = None  # direct-first: the direct verdict's best-label probability
     verify: VerifyOutcome | None = None  # the rule-based check, when one ran
     verify_agrees: bool | None = None  # mode both: did the judge and the check agree?
     verdict_prob: float | None = None  # mean probability of the best-rewarded label over the samples
@@ -216,5 +224,7 @@ class ScorerStats:
     statuses: Counter = field(default_factory=Counter)
     sources: Counter = field(default_factory=Counter)
     routes: Counter = field(default_factory=Counter)  # mode hybrid: items per cascade route
+    direct_first: Counter = field(default_factory=Counter)  # direct-first judgments by the pass that decided
+    direct_first_tokens: Counter = field(default_factory=Counter)  # generated tokens by pass (direct, thinking)
     verify_agreement: Counter = field(default_factory=Counter)  # "agree" / "disagree" (mode both)
     references_unused: Counter = field(default_factory=Counter)  # profile name -> items whose reference was ignored

@@ -266,7 +266,7 @@ def test_the_cascade_over_http(nano_tokenizer):
              {"question": "What is 347 + 58?", "response": "347 + 58 = 405.", "reference": "four hundred five"}]
     with make_client(engine) as client:
         nano = next(j for j in client.get("/judges").json()["judges"] if j["name"] == "nano")
-        assert nano["cascade"] == {"trust_rule": "correct"}
+        assert nano["cascade"]["trust_rule"] == "correct"
         results = client.post("/score", json={"items": items, "mode": "hybrid"}).json()["results"]
         assert [(r["route"], r["source"], r["reward"]) for r in results] == [
             ("rule_correct", "verify", 1.0), ("judge_rule_incorrect", "judge", 1.0)]
@@ -289,7 +289,7 @@ def test_the_cascade_over_http(nano_tokenizer):
 
 
 def test_a_profile_sets_its_trust_and_a_bad_one_does_not_load(tmp_path):
-    text = (BUILTIN_DIR / "nano.toml").read_text(encoding="utf-8")
+    text = (BUILTIN_DIR / "nano.toml").read_text(encoding="utf-8").split("\n[cascade]")[0]  # (the last table)
     path = tmp_path / "p.toml"
     path.write_text(text + '\n[cascade]\ntrust_rule = "conclusive"\n', encoding="utf-8")
     profile = parse_profile("p", path)
