@@ -93,7 +93,9 @@ class ItemJudge:
         sure = max(direct.probs.values()) if direct is not None and direct.probs else None
         spent = direct.completion_tokens if direct is not None else 0
         self.stats.direct_first_tokens["direct"] += spent
-        if sure is not None and sure >= opts.direct_threshold and direct.status == ItemStatus.ok:
+        # It stands only as the label it is sure of (a choice spelled with other first tokens could differ).
+        if (sure is not None and sure >= opts.direct_threshold and direct.status == ItemStatus.ok
+                and direct.probs.get(direct.label) == sure):
             self.stats.direct_first["direct"] += 1
             judgment = vote([direct], opts, Usage(len(ids), spent))
             judgment.judge_pass, judgment.direct_prob = "direct", sure

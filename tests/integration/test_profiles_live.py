@@ -84,3 +84,22 @@ def test_judges_say_where_each_profile_comes_from(qwen_server):
     origins = {j["name"]: j["origin"] for j in listing["judges"]}
     assert origins["libra"].startswith("ours:") and origins["xverify"].startswith("published:")
     assert {j["name"]: j["score"] for j in listing["judges"]}["j1-pointwise"] == {"min": 0.0, "max": 10.0}
+
+
+def test_direct_first_runs_end_to_end_on_the_real_engine(qwen_server):
+    """The mechanics of the direct-first cascade on vLLM: the direct pass (a constrained choice with its
+    logprobs after the empty thinking block) and, where it is unsure, the thinking pass; a random model's
+    probabilities mean nothing, so the test checks only what every outcome must hold."""
+    batch = items(random.Random("direct"))[:4]
+    for threshold in (0.51, 1.0):
+        resp = httpx.post(qwen_server.url_for("score"), timeout=600, json={
+            "judge": "libra", "items": batch, "direct_first": True, "direct_threshold": threshold,
+            "max_thinking_tokens": 16, "cache": False})
+        assert resp.status_code == 200, resp.text
+        for r in resp.json()["results"]:
+            assert r["status"] in VALID and r["judge_pass"] in ("direct", "thinking"), r
+            if r["judge_pass"] == "direct":
+                assert r["direct_prob"] >= threshold and r["status"] == "ok" and r["usage"]["completion_tokens"] >= 1
+            else:
+                assert r["direct_prob"] is None or r["direct_prob"] < threshold
+                assert r["usage"]["completion_tokens"] >= 2  # the direct pass, then the thinking

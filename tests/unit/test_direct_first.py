@@ -113,6 +113,16 @@ async def test_no_readable_probability_means_unsure(nano_tokenizer, tmp_path):
     assert (r.judgment.judge_pass, r.judgment.direct_prob, r.judgment.verdict) == ("thinking", None, "correct")
 
 
+async def test_a_direct_verdict_stands_only_as_the_label_it_is_sure_of(nano_tokenizer, tmp_path):
+    """A choice whose label is not the one the probabilities favour (possible when labels are spelled with
+    other first tokens) is not sure of itself: the thinking judgment decides."""
+    engine = FakeEngine(nano_tokenizer, direct_reply, max_model_len=1024,
+                        logprobs=lambda _p: {"i": math.log(0.95), "c": math.log(0.05)})
+    [r] = await Scorer(engine, group_priming=False).score(
+        [EASY], JudgeOptions.from_profile(direct_profile(tmp_path), direct_first=True))
+    assert (r.judgment.judge_pass, r.judgment.verdict) == ("thinking", "correct")
+
+
 def test_profiles_say_whether_their_judge_can_answer_directly(tmp_path):
     assert "declares no way to answer without thinking" in why_no_direct(load_profile("compass-verifier"))
     assert why_no_direct(direct_profile(tmp_path)) is None

@@ -141,3 +141,20 @@ async def test_a_truncated_response_is_cut_as_text_and_still_tokenized_faithfull
     shown = r.prompt[0]["content"]
     assert TRUNCATION_MARK in shown and "\ufffd" not in qwen_tokenizer.decode(ids)
     assert ("Début." in shown) == (mode != "tail") and ("Fin: 42." in shown) == (mode != "head")
+
+
+@pytest.mark.parametrize("name", [n for n in PROFILES if load_profile(n).direct_open])
+async def test_a_direct_verdicts_prompt_is_the_models_own_with_thinking_off(scorer, qwen_tokenizer, name):
+    """The direct pass sends what the model's own chat template renders with enable_thinking false (Qwen3's
+    empty thinking block), then the verdict's start: token for token."""
+    profile = load_profile(name)
+    engine = scorer.engine
+    engine.calls.clear(), engine.request_ids.clear(), engine.specs.clear()
+    results = await scorer.score(BENIGN[2:3], JudgeOptions.from_profile(profile, direct_first=True, return_prompt=True,
+                                                                         cache=False))
+    [direct] = engine.calls_of(RequestKind.direct)
+    out = qwen_tokenizer.apply_chat_template(results[0].prompt, tokenize=True, add_generation_prompt=True,
+                                             enable_thinking=False)
+    thinking_off = list(out["input_ids"] if hasattr(out, "keys") else out)
+    assert qwen_tokenizer.decode(thinking_off).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    assert direct == thinking_off + qwen_tokenizer.encode(profile.force_prefix.lstrip("\n"), add_special_tokens=False)
