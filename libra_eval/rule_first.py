@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -31,6 +32,7 @@ from libra_client import LibraClient
 
 ROOT = Path(__file__).resolve().parents[1]
 CITED = ROOT / "docs" / "research" / "rule-false-negatives.jsonl"
+NANO_HELDOUT = ROOT / "nano" / "heldout.jsonl"
 WAYS = (("verify", {"mode": "verify"}),
         ("hybrid, trust conclusive", {"mode": "hybrid", "trust_rule": "conclusive"}),
         ("hybrid, trust correct", {"mode": "hybrid", "trust_rule": "correct"}))
@@ -60,14 +62,17 @@ def cited_items(path: Path) -> list[dict]:
              "truth": r["truth"] == "correct", "form": r.get("form", "")} for r in rows]
 
 
-def nano_items(n: int) -> list[dict]:
-    from nano import world
-
+def nano_items(n: int, path: Path = NANO_HELDOUT) -> list[dict]:
+    """The first ``n`` nano held-out items (data: this package never imports ``nano``), each with its true
+    answer as the reference, in digits for half of them and in words for the other half."""
     items = []
-    for i, it in enumerate(world.heldout(n)):
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()[:n]):
+        row = json.loads(line)
+        a, op, b = re.search(r"(\d+) ([+-]) (\d+)", row["question"]).groups()
+        truth = int(a) + int(b) if op == "+" else int(a) - int(b)
         in_words = i // 2 % 2 == 1  # (pairs: the held-out set alternates right and wrong answers)
-        items.append({"id": f"nano-{i}", "question": it.question, "response": it.response,
-                      "reference": words(it.truth) if in_words else str(it.truth), "truth": bool(it.label),
+        items.append({"id": row["id"], "question": row["question"], "response": row["response"],
+                      "reference": words(truth) if in_words else str(truth), "truth": bool(row["label"]),
                       "form": "words" if in_words else "digits"})
     return items
 
