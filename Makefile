@@ -6,6 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: install deploy-tools serve test lint loadtest throughput nano-eval nano-train rl-demo nano-policy clean install-check image-cpu-check \
+	rule-first direct-first \
 	package-check throughput-check docs-check
 
 install: $(STAMP)
@@ -89,6 +90,16 @@ nano-train: install
 # RL_ARGS="--table" runs every arm x 3 seeds and DPO; RL_ARGS="--arm rule --seed 2" another arm.
 rl-demo: install
 	$(PY) -m nano.rl $(RL_ARGS)
+
+# The cascades, measured (docs/api.md): hybrid's routes on cited answers and the nano world (~5 min);
+# always-think against direct-first, 3 interleaved rounds, on a server whose judge answers without
+# thinking (DIRECT_URL=http://host:8000: a Qwen3-family judge; no judge here can, docs/performance.md).
+rule-first: install
+	$(PY) -m libra_eval.rule_first --out docs/results/rule-first.json
+
+direct-first: install
+	$(PY) -m libra_eval.direct_first --url $${DIRECT_URL:?set DIRECT_URL to a server whose judge answers without thinking} \
+	  --samples 3 --out docs/results/direct-first
 
 # Rebuild the nano policy's starting checkpoint (seeded SFT; nano/policy.py says how long). CI never does this.
 nano-policy: install

@@ -1,10 +1,11 @@
 """Always-think against the direct-first cascade on one live server: accuracy, generated tokens per item,
 items/s and the share decided without thinking, at several thresholds, in interleaved rounds.
 
-    python -m libra_eval.direct_first --url http://127.0.0.1:8000 --out docs/results/direct-first
+    python -m libra_eval.direct_first --url http://judge:8000 --samples 3 --out docs/results/direct-first
 
-The server's judge must be able to answer without thinking (``GET /judges``: ``can_answer_directly``;
-the bundled ``service/models/nano-judge-direct`` can). Sets: the nano held-out items (1,000) and the nano
+The server's judge must be able to answer without thinking (``GET /judges``: ``can_answer_directly``
+says the profile declares how; whether the model learned to is what this measures: a Qwen3-family judge
+with the ``libra`` profile. The bundled nano judge never learned to). Sets: the nano held-out items (1,000) and the nano
 bench (240 items in Libra Bench's format). Every configuration judges every item with the cache off, in
 an order rotated each round so no configuration always runs first; figures are medians over the rounds
 (accuracy and tokens do not move between rounds: greedy). ``--samples K`` adds always-think and the
@@ -15,6 +16,7 @@ item).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -25,6 +27,18 @@ from libra_client import LibraClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = {"nano held-out": ROOT / "nano" / "heldout.jsonl", "nano bench": ROOT / "nano" / "libra_bench_nano.jsonl"}
+
+
+@contextlib.contextmanager
+def serving(url: str | None, serve_args: list[str]):
+    """``url``, or a libra-serve of our own for the block."""
+    if url:
+        yield url
+        return
+    from libra_eval.server_process import ServerProcess
+
+    with ServerProcess(serve_args) as server:
+        yield server.url
 
 
 def load(path: Path) -> list[dict]:
@@ -102,7 +116,7 @@ def plot(table: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--url", required=True)
+    ap.add_argument("--url", required=True, help="a running libra-serve whose judge answers without thinking")
     ap.add_argument("--judge", help="judge profile (default: the server's)")
     ap.add_argument("--thresholds", default="0.8,0.9,0.95,0.99")
     ap.add_argument("--rounds", type=int, default=3)

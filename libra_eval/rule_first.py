@@ -1,6 +1,7 @@
 """What ``mode: hybrid``'s rule-first cascade buys and costs, against a live server.
 
-    python -m libra_eval.rule_first --url http://127.0.0.1:8000            # both sets below
+    python -m libra_eval.rule_first                                        # make rule-first (~5 min)
+    python -m libra_eval.rule_first --url http://127.0.0.1:8000            # a running server
     python -m libra_eval.rule_first --url URL --cited docs/research/rule-false-negatives.jsonl --nano 0
 
 Two sets, each scored three ways (``mode: verify``; ``hybrid`` with ``trust_rule: conclusive``, the old
@@ -29,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 from libra_client import LibraClient
+from libra_eval.direct_first import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 CITED = ROOT / "docs" / "research" / "rule-false-negatives.jsonl"
@@ -125,7 +127,8 @@ def report(name: str, figures: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--url", required=True, help="a running libra-serve with rule-based verification on")
+    ap.add_argument("--url", help="a running libra-serve with rule-based verification on (default: start one "
+                    "on the bundled nano judge)")
     ap.add_argument("--judge", help="judge profile (default: the server's)")
     ap.add_argument("--cited", type=Path, default=CITED, help="the cited set (JSONL); '' skips it")
     ap.add_argument("--nano", type=int, default=1000, help="nano held-out items (0 skips them)")
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     extra = {"judge": args.judge} if args.judge else {}
     figures = {}
-    with LibraClient(args.url) as client:
+    with serving(args.url, []) as url, LibraClient(url) as client:
         if str(args.cited) not in ("", "."):
             figures["cited"] = measure(client, cited_items(args.cited), **extra)
             report(f"cited ({args.cited.name})", figures["cited"])

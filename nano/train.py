@@ -1,14 +1,16 @@
 """Train the bundled nano judge from scratch on the small world's synthetic judging data.
 
     python -m nano.train --out service/models/nano-judge
-    python -m nano.train --init service/models/nano-judge --direct-share 0.5 --steps 800 --lr 1e-3 \
-        --out service/models/nano-judge-direct          # the same judge, also answering without thinking
+    python -m nano.train --init service/models/nano-judge --direct-share 0.5 --steps 1000 --lr 5e-4 \
+        --out /tmp/nano-judge-direct                     # an attempt at a judge that also answers directly
 
 With ``--direct-share``, that share of the examples is judged the way Qwen3 answers with
 ``enable_thinking: false``: after the generation prompt comes an empty thinking block and the verdict
 alone (``<think>\n\n</think>\n\n\boxed{correct}``). The loss is on the verdict only: the service writes
 the empty block itself (the profile's ``[cascade] direct_open``), and a judge trained to write it would
-learn to skip its thinking. The saved chat template switches thinking off as Qwen3's does.
+learn to skip its thinking. The saved chat template switches thinking off as Qwen3's does. Measured
+(docs/performance.md, "Direct-first judging"): the nano judge did not learn it in the runs tried (its
+direct verdicts stayed at chance, never sure), so no such checkpoint is bundled.
 
 Seeded and deterministic on a given machine; about 40 minutes on 2 CPU cores with the defaults. The
 prompt is rendered by the service's own PromptRenderer with the ``nano`` judge profile, so the model is

@@ -14,8 +14,6 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NANO_JUDGE_PATH = Path(__file__).resolve().parent / "models" / "nano-judge"
-# The same judge, fine-tuned to answer without thinking too (direct-first: docs/api.md; nano/train.py).
-NANO_JUDGE_DIRECT_PATH = NANO_JUDGE_PATH.with_name("nano-judge-direct")
 
 
 class Settings(BaseSettings):
@@ -78,9 +76,9 @@ class Settings(BaseSettings):
 
     @staticmethod
     def is_nano(model: str) -> bool:
-        """Whether ``model`` names a bundled nano judge."""
+        """Whether ``model`` names the bundled nano judge."""
         try:
-            return Path(model).resolve() in (NANO_JUDGE_PATH, NANO_JUDGE_DIRECT_PATH)
+            return Path(model).resolve() == NANO_JUDGE_PATH
         except OSError:
             return False
 

@@ -212,7 +212,7 @@ class ServeSpec(NamedTuple):
         if settings.is_nano(args.model) and args.dtype == "auto":
             # vLLM would run the fp32 checkpoint in bf16 on CPU; a 1M-parameter model keeps its precision.
             args.dtype = "float32"
-            args.served_model_name = args.served_model_name or [Path(args.model).resolve().name]
+            args.served_model_name = args.served_model_name or ["nano-judge"]
         return cls(args, settings, judge)
 
 
