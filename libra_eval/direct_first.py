@@ -49,7 +49,8 @@ def load(path: Path) -> list[dict]:
 def run(client: LibraClient, items: list[dict], options: dict) -> dict:
     sent = [{"question": it["question"], "response": it["response"]} for it in items]
     t0 = time.perf_counter()
-    results = client.score(sent, cache=False, **options)
+    # The judge is measured, not the reward policy: no answer check decides an item before the engine.
+    results = client.score(sent, cache=False, policy={"answer": "none"}, **options)
     wall = time.perf_counter() - t0
     right = sum(r.reward is not None and (r.reward >= 0.5) == bool(it["label"]) for r, it in zip(results, items,
                                                                                                     strict=True))
@@ -89,8 +90,13 @@ def report(name: str, figures: dict) -> None:
           f"{'faster':>7} {'direct':>7}")
     for cfg, m in figures.items():
         print(f"  {cfg:<24} {m['accuracy']:>9.2%} {100 * (m['accuracy'] - base['accuracy']):>+8.2f}p "
-              f"{m['tokens_per_item']:>12.1f} {base['tokens_per_item'] / m['tokens_per_item']:>6.2f}x "
-              f"{m['items_per_s']:>8.1f} {m['items_per_s'] / base['items_per_s']:>6.2f}x {m['direct_share']:>7.0%}")
+              f"{m['tokens_per_item']:>12.1f} {_ratio(base['tokens_per_item'], m['tokens_per_item']):>6.2f}x "
+              f"{m['items_per_s']:>8.1f} {_ratio(m['items_per_s'], base['items_per_s']):>6.2f}x "
+              f"{m['direct_share']:>7.0%}")
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
 
 
 def plot(table: dict, path: Path) -> None:
@@ -118,24 +124,32 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", required=True, help="a running libra-serve whose judge answers without thinking")
     ap.add_argument("--judge", help="judge profile (default: the server's)")
+    ap.add_argument("--max-thinking-tokens", type=int, help="the thinking pass's budget (default: the profile's)")
     ap.add_argument("--thresholds", default="0.8,0.9,0.95,0.99")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--samples", type=int, default=0, help="also K voted samples, always-think and the cascade")
+    ap.add_argument("--data", type=Path, action="append", help="a labeled JSONL (question, response, label: Libra "
+                    "Bench's format) instead of the nano sets; repeatable")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N items of each set")
     ap.add_argument("--out", type=Path, help="write OUT.json and OUT.png")
     args = ap.parse_args(argv)
     thresholds = [float(t) for t in args.thresholds.split(",")]
-    extra = {"judge": args.judge} if args.judge else {}
+    extra = {k: v for k, v in (("judge", args.judge), ("max_thinking_tokens", args.max_thinking_tokens)) if v}
     table: dict[str, dict] = {}
     with LibraClient(args.url, chunk_size=64, max_concurrency=8) as client:
-        for name, path in SETS.items():
+        sets = {p.stem: p for p in args.data} if args.data else SETS
+        for name, path in sets.items():
             print(f"{name}: {path.name}", flush=True)
             cfgs = {k: {**v, **extra} for k, v in configs(thresholds).items()}
-            table[name] = measure(client, load(path), cfgs, args.rounds)
+            items = load(path)[:args.limit] if args.limit else load(path)
+            table[name] = measure(client, items, cfgs, args.rounds)
             report(name, table[name])
         if args.samples > 1:
-            name = f"nano held-out, k={args.samples}"
             cfgs = {k: {**v, **extra} for k, v in configs(thresholds[1:2], args.samples).items()}
-            table[name] = measure(client, load(SETS["nano held-out"]), cfgs, 1)
+            first = next(iter(sets.values()))
+            items = load(first)[:args.limit] if args.limit else load(first)
+            name = f"{next(iter(sets))}, k={args.samples}"
+            table[name] = measure(client, items, cfgs, 1)
             report(name, table[name])
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ ARMS = {a.name: a for a in (
     Arm("weak-forced", {"LIBRA_JUDGE": "nano", "LIBRA_MAX_THINKING_TOKENS": str(WEAK_BUDGET)},
         what=f"nano judge forced at {WEAK_BUDGET} tokens, verdict reward"),
 )}
-TABLE_ARMS = ("judge", "rule", "weak-prob", "weak-forced")
+TABLE_ARMS = ("judge", "judge-hedge-off", "rule", "weak-prob", "weak-forced", "dpo")
 
 
 @dataclass
