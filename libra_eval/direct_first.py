@@ -16,7 +16,6 @@ item).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import sys
@@ -27,18 +26,6 @@ from libra_client import LibraClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = {"nano held-out": ROOT / "nano" / "heldout.jsonl", "nano bench": ROOT / "nano" / "libra_bench_nano.jsonl"}
-
-
-@contextlib.contextmanager
-def serving(url: str | None, serve_args: list[str]):
-    """``url``, or a libra-serve of our own for the block."""
-    if url:
-        yield url
-        return
-    from libra_eval.server_process import ServerProcess
-
-    with ServerProcess(serve_args) as server:
-        yield server.url
 
 
 def load(path: Path) -> list[dict]:

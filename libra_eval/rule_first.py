@@ -26,11 +26,12 @@ import argparse
 import json
 import re
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
 from libra_client import LibraClient
-from libra_eval.direct_first import serving
+from libra_eval.runner import service
 
 ROOT = Path(__file__).resolve().parents[1]
 CITED = ROOT / "docs" / "research" / "rule-false-negatives.jsonl"
@@ -136,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     extra = {"judge": args.judge} if args.judge else {}
     figures = {}
-    with serving(args.url, []) as url, LibraClient(url) as client:
+    with tempfile.TemporaryDirectory() as log_dir, \
+            service(args.url or "", None, args.url is None, "", Path(log_dir)) as target, \
+            LibraClient(target.url) as client:
         if str(args.cited) not in ("", "."):
             figures["cited"] = measure(client, cited_items(args.cited), **extra)
             report(f"cited ({args.cited.name})", figures["cited"])

@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 
 from service.api.chat import question_from_messages, question_from_prompt, split_query, strip_trailing_special
 from service.api.errors import ErrorCode
+from service.judge.cascade import PASSES, Route
 from service.judge.policy import RewardPolicy
 from service.judge.profiles import Profile
 from service.judge.types import ItemNote, ItemResult, ItemStatus, JudgeOptions, ScoreItem
@@ -237,13 +238,12 @@ class ScoreResult(BaseModel):
     prompt: list[PromptMessage] | None = Field(None, description="The judge's prompt, with return_prompt.")
     message: str | None = Field(None, description="Why the item is not ok.")
     source: Literal["judge", "verify"] = Field("judge", description="Which decided the reward.")
-    route: Literal["rule_correct", "rule_incorrect", "judge_rule_incorrect", "judge_rule_inconclusive",
-                   "judge_no_reference"] | None = Field(
+    route: Route | None = Field(
         None, description="Mode hybrid: the cascade's route. rule_correct / rule_incorrect: math-verify decided "
         "(rule_incorrect only with trust_rule conclusive); judge_rule_incorrect, judge_rule_inconclusive, "
         "judge_no_reference: the judge decided, and why it was asked. Null in the other modes and for items the "
         "reward policy refused.")
-    judge_pass: Literal["direct", "thinking"] | None = Field(
+    judge_pass: Literal[PASSES] | None = Field(
         None, description="With direct_first: which pass decided: direct (the verdict without thinking was sure "
         "enough) or thinking (it was not, and the full judgment decided; usage counts both). Null without it.")
     direct_prob: float | None = Field(None, description="With direct_first: the direct verdict's best-label "

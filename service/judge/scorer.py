@@ -120,7 +120,7 @@ class Scorer:
             elif opts.mode == "verify":
                 results[i] = ItemResult(i, item.id, verified(outcome))
             elif routes.get(i) in RULE_DECIDES:
-                results[i] = ItemResult(i, item.id, replace(verified(outcome), route=routes[i].value))
+                results[i] = ItemResult(i, item.id, replace(verified(outcome), route=routes[i]))
             else:
                 to_judge.append(i)
         if emit is not None:
@@ -137,7 +137,7 @@ class Scorer:
             i = to_judge[r.index]
             if i not in mapped:
                 outcome = outcomes.get(i)
-                j = replace(r.judgment, verify=outcome, route=routes[i].value if i in routes else None)
+                j = replace(r.judgment, verify=outcome, route=routes.get(i))
                 if outcome is not None and outcome.conclusive and j.reward is not None:
                     j.verify_agrees = (j.reward >= 0.5) == (outcome.status == "correct")
                     self.stats.verify_agreement["agree" if j.verify_agrees else "disagree"] += 1

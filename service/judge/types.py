@@ -186,7 +186,7 @@ class Judgment:
     judge_pass: str | None = None  # direct-first: "direct" or "thinking", the pass that decided; None without it
     direct_prob: float | None = None  # direct-first: the direct verdict's best-label probability
     verify: VerifyOutcome | None = None  # the rule-based check, when one ran
-    verify_agrees: bool | None = None  # mode both: did the judge and the check agree?
+    verify_agrees: bool | None = None  # did the judge and the check agree (both gave a verdict: modes both, hybrid)?
     verdict_prob: float | None = None  # mean probability of the best-rewarded label over the samples
 
     @classmethod
@@ -226,5 +226,5 @@ class ScorerStats:
     routes: Counter = field(default_factory=Counter)  # mode hybrid: items per cascade route
     direct_first: Counter = field(default_factory=Counter)  # direct-first judgments by the pass that decided
     direct_first_tokens: Counter = field(default_factory=Counter)  # generated tokens by pass (direct, thinking)
-    verify_agreement: Counter = field(default_factory=Counter)  # "agree" / "disagree" (mode both)
+    verify_agreement: Counter = field(default_factory=Counter)  # "agree" / "disagree" (modes both and hybrid)
     references_unused: Counter = field(default_factory=Counter)  # profile name -> items whose reference was ignored
