@@ -34,7 +34,8 @@ PRESETS = {
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
                  num_key_value_heads=1, head_dim=32, vocab_size=151936, tie_word_embeddings=True),
 }
-DTYPES = {"tiny": "float32"}  # a CPU runs the tiny model in fp32; the full-size shapes are bf16
+DTYPES = {"tiny": "float32"}
+HEADS = ("lm", "scalar")  # a CPU runs the tiny model in fp32; the full-size shapes are bf16
 
 
 def nano_config(tokenizer, hidden: int, layers: int, intermediate: int | None = None, max_position: int = 1024):
@@ -74,10 +75,12 @@ def save_nano_random(out: Path, hidden: int = 64, layers: int = 2, intermediate:
     return out
 
 
-def build(preset: str, out: Path, max_position: int = 40960, seed: int = 0) -> Path:
-    """Write Qwen's tokenizer (nano/qwen.py) and a seeded random Qwen3 model of ``preset`` to ``out``."""
+def build(preset: str, out: Path, max_position: int = 40960, seed: int = 0, head: str = "lm") -> Path:
+    """Write Qwen's tokenizer (nano/qwen.py) and a seeded random Qwen3 model of ``preset`` to ``out``:
+    ``head="lm"`` a generative ``Qwen3ForCausalLM``; ``head="scalar"`` a Bradley-Terry-shaped reward
+    model, ``Qwen3ForSequenceClassification`` with one label (the shape of Skywork-Reward-V2's Qwen3 models)."""
     import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3ForSequenceClassification
 
     from nano.qwen import build_tokenizer
 
@@ -89,14 +92,18 @@ def build(preset: str, out: Path, max_position: int = 40960, seed: int = 0) -> P
     tokenizer.save_pretrained(out)
     config = Qwen3Config(**shape, max_position_embeddings=max_position, rope_theta=1_000_000.0, torch_dtype=dtype,
                          eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-                         pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"))
+                         pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+                         **({"num_labels": 1} if head == "scalar" else {}))
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, not {head!r}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(seed)
     with torch.device(device):
-        model = Qwen3ForCausalLM(config).to(getattr(torch, dtype))
+        cls = Qwen3ForSequenceClassification if head == "scalar" else Qwen3ForCausalLM
+        model = cls(config).to(getattr(torch, dtype))
     model.save_pretrained(out, safe_serialization=True)
     params = sum(p.numel() for p in model.parameters())
-    print(f"wrote {out}: {preset}, {params / 1e9:.3f}B parameters, vocab {shape['vocab_size']}, {dtype}")
+    print(f"wrote {out}: {preset} ({type(model).__name__}), {params / 1e9:.3f}B parameters, vocab {shape['vocab_size']}, {dtype}")
     return out
 
 
@@ -105,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", choices=sorted(PRESETS), default="qwen3-8b")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--max-position", type=int, default=40960)
+    ap.add_argument("--head", choices=HEADS, default="lm",
+                    help="lm: a generative judge; scalar: a one-label sequence classifier (a Bradley-Terry reward model)")
     args = ap.parse_args(argv)
-    build(args.preset, args.out, args.max_position)
+    build(args.preset, args.out, args.max_position, head=args.head)
     return 0
 
 

@@ -59,14 +59,19 @@ class _Server:
 def serve(argv: Sequence[str]) -> None:
     from service.app import build_app
     from service.engine.vllm_engine import open_vllm_engine
-    from service.launch import resolve
+    from service.launch import ModelKindError, check_model_kind, resolve
     from service.logs import setup_logging
 
     # First from the environment alone: parsing the flags imports vLLM, which logs as it loads, and with
     # JSON logs on those lines must be JSON too. Again once the flags (--log-level) are known.
     early = Settings()
     setup_logging(early.log_level, early.json_logs)
-    args, settings, judge = resolve(argv)
+    spec = resolve(argv)
+    try:
+        check_model_kind(spec)
+    except ModelKindError as exc:
+        sys.exit(f"libra-serve: {exc}")
+    args, settings, judge = spec
     setup_logging(settings.log_level, settings.json_logs, vllm_level=getattr(args, "log_level", None))
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key_list():
         logging.getLogger("libra").warning(

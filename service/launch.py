@@ -209,11 +209,75 @@ class ServeSpec(NamedTuple):
         settings = Settings(**{**overrides, **given, "host": args.host, "port": args.port, "judge": args.judge,
                                "judges_dir": args.judges_dir, "log_level": level})
         judge = settings.resolve_judge(args.model)
+        if judge_kind(judge, settings) == "scalar" and getattr(args, "runner", None) == "auto":
+            # A scalar profile's model is a sequence classifier: vLLM's pooling runner (it resolves --convert
+            # classify and LAST pooling for a *ForSequenceClassification model; ../docs/scalar-rewards.md).
+            args.runner = "pooling"
         if settings.is_nano(args.model) and args.dtype == "auto":
             # vLLM would run the fp32 checkpoint in bf16 on CPU; a 1M-parameter model keeps its precision.
             args.dtype = "float32"
             args.served_model_name = args.served_model_name or ["nano-judge"]
         return cls(args, settings, judge)
+
+
+class ModelKindError(ValueError):
+    """The model cannot run the judge's kind (a generative model for a scalar profile, or the reverse); the
+    message is one line naming the model, the profile and what is missing."""
+
+
+# Architectures (config.json "architectures") that carry a classification head a scalar profile reads.
+SCALAR_ARCHITECTURES = ("ForSequenceClassification", "ForRewardModel")
+
+
+def judge_kind(judge: str, settings: Settings) -> str | None:
+    """The kind of profile ``judge`` (None when it does not load: ``build_app`` says why)."""
+    from service.judge.profiles import ProfileError, load_profile
+
+    try:
+        return load_profile(judge, settings.extra_judge_dirs).kind
+    except ProfileError:
+        return None
+
+
+def check_model_kind(spec: ServeSpec) -> None:
+    """Refuse, before any engine starts, a model that cannot serve the default judge's kind: a scalar profile
+    needs a one-label sequence classifier (``*ForSequenceClassification`` with num_labels 1, or a
+    ``*ForRewardModel``); a generative profile needs a model that generates (not a classifier). Reads the
+    model's config.json only (transformers' AutoConfig); raises ``ModelKindError``."""
+    from transformers import AutoConfig
+
+    kind = judge_kind(spec.judge, spec.settings)
+    if kind is None:
+        return
+    args = spec.args
+    runner = getattr(args, "runner", "auto")
+    if kind == "scalar" and runner != "pooling":
+        raise ModelKindError(f"judge {spec.judge!r} is a scalar profile and needs vLLM's pooling runner, but "
+                             f"--runner is {runner!r}: leave it out (the service sets it) or give --runner pooling")
+    try:
+        config = AutoConfig.from_pretrained(args.model, revision=getattr(args, "revision", None),
+                                            trust_remote_code=bool(getattr(args, "trust_remote_code", False)))
+    except Exception:  # noqa: BLE001 - an unreadable model is vLLM's to report, in its own words
+        return
+    archs = list(getattr(config, "architectures", None) or [])
+    classifier = any(a.endswith(SCALAR_ARCHITECTURES) for a in archs)
+    shown = ", ".join(archs) or "no architectures in config.json"
+    if kind == "scalar":
+        if not classifier:
+            raise ModelKindError(
+                f"model {args.model} ({shown}) has no classification head, and judge {spec.judge!r} is a scalar "
+                "profile: it needs a reward model, a *ForSequenceClassification with one label or a *ForRewardModel "
+                "(e.g. Skywork/Skywork-Reward-V2-Llama-3.1-8B); give such a model, or a generative judge profile")
+        labels = getattr(config, "num_labels", 1)
+        if any(a.endswith("ForSequenceClassification") for a in archs) and labels != 1:
+            raise ModelKindError(
+                f"model {args.model} ({shown}) has {labels} labels, and judge {spec.judge!r} is a scalar profile: "
+                "it reads one score (num_labels 1, a Bradley-Terry reward model)")
+    elif classifier:
+        raise ModelKindError(
+            f"model {args.model} ({shown}) is a classifier (a scalar reward model) with no language-model head, and "
+            f"judge {spec.judge!r} is a generative profile that needs one to write its verdict; give a scalar "
+            "profile (--judge skywork-reward-v2, or your own with kind = \"scalar\") or a generative model")
 
 
 def resolve(argv: Sequence[str], overrides: Mapping[str, Any] | None = None) -> ServeSpec:

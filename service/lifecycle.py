@@ -88,8 +88,11 @@ class Lifecycle:
 
     async def probe_once(self) -> bool:
         try:
-            await self.engine.generate(self._probe_ids, SamplingSpec(max_tokens=1),
-                                       new_request_id(RequestKind.ready))
+            if self.engine.runner == "pooling":  # a scalar reward model scores; it cannot generate
+                await self.engine.classify(self._probe_ids, new_request_id(RequestKind.ready))
+            else:
+                await self.engine.generate(self._probe_ids, SamplingSpec(max_tokens=1),
+                                           new_request_id(RequestKind.ready))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure means not ready; the watchdog handles death

@@ -45,7 +45,7 @@ from ray import serve
 
 from service.config import Settings
 from service.engine.base import EngineDead
-from service.launch import ServeSpec, parse_serve_args
+from service.launch import ModelKindError, ServeSpec, check_model_kind, parse_serve_args
 from service.lifecycle import NotServing
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,8 @@ def deploy_spec(serve_args: Sequence[str], overrides: dict[str, Any] | None = No
         raise DeployError(f"setting {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
     try:
         build_app(spec.settings, _no_engine, spec.judge)
-    except ProfileError as exc:
+        check_model_kind(spec)
+    except (ProfileError, ModelKindError) as exc:
         raise DeployError(str(exc)) from None
     return spec
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 
 from service.api.dependencies import JSON_BODY
-from service.api.protocol import ERROR_RESPONSES, OpenRLHFRequest, RewardModeQuery
+from service.api.protocol import ERROR_RESPONSES, RewardModeQuery
 from service.api.serving import serving
+from service.api.trainer_protocol import OpenRLHFRequest
 from service.judge.types import ItemStatus
 
 router = APIRouter()

@@ -2,8 +2,8 @@
 
 Requests own their translation: ``ScoreRequest.to_options`` turns the request into the scorer's
 ``JudgeOptions`` with the profile's defaults filling whatever the request leaves out, and each request
-turns itself into the scorer's ``ScoreItem``s (``ScoreRequest.to_items``, ``OpenRLHFRequest.to_items``,
-``SlimeRequest.to_item``). Rules a request can be checked against on its own are the models'
+turns itself into the scorer's ``ScoreItem``s (``ScoreRequest.to_items``; the trainer endpoints' requests
+in ``trainer_protocol.py``). Rules a request can be checked against on its own are the models'
 validators, so they answer 422 like any schema error; rules that need the server's state (its
 profiles, engine, settings) live in ``serving.py``.
 """
@@ -23,10 +23,10 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from service.api.chat import question_from_messages, question_from_prompt, split_query, strip_trailing_special
 from service.api.errors import ErrorCode
 from service.judge.cascade import PASSES, Route
 from service.judge.policy import RewardPolicy
@@ -60,11 +60,32 @@ class ScoreItemIn(BaseModel):
 
     id: str | None = Field(None, max_length=256, description="Your id for the item; echoed back.")
     question: str = Field(description="The question (prompt) the response answers.")
-    response: str = Field(description="The response to judge. Untrusted: special tokens are plain text.")
+    response: str | None = Field(None, description="The response to judge. Untrusted: special tokens are plain "
+                                 "text. Required, unless the item is a pair (chosen and rejected).")
     reference: ScalarText = Field(None, description="Reference answer, for judge profiles that use one: any JSON "
                                   "scalar (a number or boolean is judged as its text, 42 or true). A profile with "
                                   "reference 'unused' (GET /judges) ignores it unless mode is verify, hybrid or both; "
                                   "the result then carries the note reference_unused.")
+    chosen: str | None = Field(None, description="A pair, instead of response (scalar reward models only): the "
+                               "response expected to be better. Both are scored; the result's reward is "
+                               "P(chosen > rejected) = sigmoid(score(chosen) - score(rejected)) and pair holds both.")
+    rejected: str | None = Field(None, description="A pair's other response (with chosen).")
+    group: str | None = Field(None, max_length=256, description="With normalize 'group': the items normalised "
+                              "together (the responses to one prompt). Default: items with the same question.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ScoreItemIn:
+        pair = (self.chosen is not None, self.rejected is not None)
+        if self.response is None and pair != (True, True):
+            raise PydanticCustomError("response_missing", "give response, or a pair: chosen and rejected")
+        if self.response is not None and any(pair):
+            raise PydanticCustomError("response_and_pair", "give either response or a pair (chosen and rejected), "
+                                      "not both")
+        return self
+
+    @property
+    def is_pair(self) -> bool:
+        return self.response is None
 
 
 RewardMode = Literal["verdict", "prob"]
@@ -162,6 +183,11 @@ class ScoreRequest(BaseModel):
                                  "runs vLLM with --scheduling-policy priority (GET /limits says), ignored otherwise.")
     stream: StrictBool = Field(False, description="Answer application/x-ndjson: one result line per item as it is "
                                "decided, then a final {\"done\": true, ...} line (docs/api.md: Streaming).")
+    normalize: Literal["none", "group"] = Field(
+        "none", description="Scalar reward models: group reinforces a score's meaning (a Bradley-Terry score means "
+        "something only beside another): each scored item's reward becomes (reward - mean) / (std + 1e-4) over "
+        "its group (items with the same group, else the same question; std with Bessel's correction, as TRL's "
+        "GRPO). A group with one scored item gets 0. score keeps the raw value. Not with stream or pairs.")
 
     @field_validator("temperature")
     @classmethod
@@ -182,9 +208,28 @@ class ScoreRequest(BaseModel):
             raise PydanticCustomError("hybrid_only", "applies only to mode hybrid (mode is {mode})", {"mode": mode})
         return value
 
+    @field_validator("normalize")
+    @classmethod
+    def _not_streamed(cls, value: str, info: ValidationInfo) -> str:
+        if value == "group" and info.data.get("stream"):  # stream is declared before normalize
+            raise PydanticCustomError("normalize_stream", "a group's normalised rewards are known only when the "
+                                      "whole group is scored: not with stream")
+        return value
+
+    @property
+    def has_pairs(self) -> bool:
+        return any(i.is_pair for i in self.items)
+
     def to_items(self) -> list[ScoreItem]:
-        return [ScoreItem(question=i.question, response=i.response, reference=i.reference, id=i.id)
-                for i in self.items]
+        """The items to score: a pair is two (chosen, then rejected; ``pairs.PairMap`` maps them back)."""
+        out: list[ScoreItem] = []
+        for i in self.items:
+            if i.is_pair:
+                out.append(ScoreItem(question=i.question, response=i.chosen, reference=i.reference, id=i.id))
+                out.append(ScoreItem(question=i.question, response=i.rejected, reference=i.reference, id=i.id))
+            else:
+                out.append(ScoreItem(question=i.question, response=i.response, reference=i.reference, id=i.id))
+        return out
 
     def to_options(self, profile: Profile) -> JudgeOptions:
         return JudgeOptions.from_profile(
@@ -211,6 +256,13 @@ class SampleOut(BaseModel):
     text: str = Field(description="What the judge generated: thinking and answer (a forced verdict included).")
     verdict: str | None = Field(description="This sample's verdict label; null without one.")
     status: ItemStatus = Field(description="ok, forced, unparsed, truncated or error, for this sample.")
+
+
+class PairOut(BaseModel):
+    chosen: float | None = Field(description="The chosen response's raw score; null when it got none.")
+    rejected: float | None = Field(description="The rejected response's raw score; null when it got none.")
+    chosen_status: ItemStatus
+    rejected_status: ItemStatus
 
 
 class PromptMessage(BaseModel):
@@ -248,6 +300,10 @@ class ScoreResult(BaseModel):
         "enough) or thinking (it was not, and the full judgment decided; usage counts both). Null without it.")
     direct_prob: float | None = Field(None, description="With direct_first: the direct verdict's best-label "
                                       "probability (null where it could not be read).")
+    score: float | None = Field(None, description="Scalar reward models: the model's raw score (the reward is "
+                                "it, its sigmoid with reward_mode prob, or its group-normalised value with normalize "
+                                "group); for a pair, score(chosen) - score(rejected). Null for generative judges.")
+    pair: PairOut | None = Field(None, description="A pair item's two scores; reward is P(chosen > rejected).")
     verify: VerifyOut | None = Field(None, description="The rule-based check, when one ran (modes other than judge).")
     verify_agrees: bool | None = Field(None, description="Whether the judge and the check agree, where both "
                                          "gave a verdict: mode both, and mode hybrid's judge_rule_incorrect route "
@@ -275,7 +331,8 @@ class ScoreResult(BaseModel):
             prompt=None if r.prompt is None else [PromptMessage.model_construct(**m) for m in r.prompt],
             verify=None if j.verify is None else VerifyOut.model_construct(status=j.verify.status,
                                                                           message=j.verify.message),
-            verify_agrees=j.verify_agrees, notes=list(r.notes))
+            verify_agrees=j.verify_agrees, notes=list(r.notes), score=j.score,
+            pair=None if j.pair is None else PairOut.model_construct(**j.pair.__dict__))
 
 
 class ScoreResponse(BaseModel):
@@ -324,6 +381,9 @@ ERROR_RESPONSES = {
 
 class JudgeInfo(BaseModel):
     name: str
+    kind: Literal["generative", "scalar"] = Field(
+        description="generative: a judge that writes a verdict; scalar: a Bradley-Terry reward model that gives "
+        "one number per item (the server runs one kind: GET /limits runner).")
     description: str
     origin: str = Field(description="'published: <repository, path, commit>' for a prompt and verdict format "
                         "reproduced verbatim from a released judge; 'ours: ...' for our own design.")
@@ -369,47 +429,3 @@ class VersionResponse(BaseModel):
                                      "when neither is installed.")
     model: str = Field(description="The judge model this server runs.")
     judges: list[JudgeBuild] = Field(description="Every judge profile this server offers, by name.")
-
-
-# -- trainer endpoints -------------------------------------------------------------------------------
-
-
-class OpenRLHFRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")  # trainers add fields over time; ignore what we do not use
-
-    query: list[str] = Field(description="Decoded prompt + response per sample, special tokens included.")
-    prompts: list[str] | None = Field(None, description="The templated prompt of each query.")
-    labels: list[ScalarText] | None = Field(None, description="Reference answers, for profiles that take one: "
-                                            "any JSON scalar (numbers as their text).")
-
-    @field_validator("prompts", "labels")
-    @classmethod
-    def _one_per_query(cls, values: list | None, info: ValidationInfo) -> list | None:
-        query = info.data.get("query")  # declared first; absent when it failed its own validation
-        if values is not None and query is not None and len(values) != len(query):
-            raise PydanticCustomError("one_per_query", "{got} entries for {n} queries (one per query)",
-                                      {"got": len(values), "n": len(query)})
-        return values
-
-    def to_items(self, specials: tuple[str, ...] = ()) -> list[ScoreItem]:
-        """One item per query, split into question and response (``chat.split_query``); ``specials``: the
-        judge tokenizer's special tokens, longest first, stripped from the end of each response too."""
-        items = []
-        for i, query in enumerate(self.query):
-            question, response = split_query(query, self.prompts[i] if self.prompts else None, specials)
-            items.append(ScoreItem(question=question, response=response,
-                                   reference=self.labels[i] if self.labels else None))
-        return items
-
-
-class SlimeRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    prompt: str | list[dict[str, Any]] = Field(description="Templated prompt string or chat messages.")
-    response: str
-    label: ScalarText = Field(None, description="Reference answer: any JSON scalar (numbers as their text).")
-
-    def to_item(self) -> ScoreItem:
-        question = (question_from_messages(self.prompt) if isinstance(self.prompt, list)
-                    else question_from_prompt(self.prompt))
-        return ScoreItem(question=question, response=strip_trailing_special(self.response), reference=self.label)

@@ -55,7 +55,9 @@ async def version(request: Request) -> VersionResponse:
 @router.get("/limits", summary="Request limits this server enforces", responses=AUTH_ONLY)
 async def limits(request: Request) -> dict:
     service = serving(request)
-    return {**service.settings.limits(), "scheduling_policy": service.scheduling_policy}
+    # runner: what the engine runs its model as, "generate" (generative judges) or "pooling" (a scalar reward
+    # model); only profiles of that kind are served (GET /judges: kind).
+    return {**service.settings.limits(), "scheduling_policy": service.scheduling_policy, "runner": service.runner}
 
 
 @router.get("/metrics", summary="Prometheus metrics of the service and the engine", include_in_schema=False)

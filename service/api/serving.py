@@ -38,6 +38,7 @@ from service.engine.base import JudgeEngine
 from service.judge.cascade import why_no_direct
 from service.judge.prob import why_no_prob
 from service.judge.profiles import Profile
+from service.judge.scalar import PairMap, normalize_groups
 from service.judge.scorer import Scorer
 from service.judge.types import ItemNote, ItemResult, JudgeOptions, Judgment, ScoreItem
 from service.judge.verifier import VerifyPool
@@ -79,11 +80,17 @@ class ScoringService:
         is admitted before this returns, so a 429 or 503 is still an ordinary error answer."""
         opts, timeout_s = self.options(body)
         items = body.to_items()
+        pairs = PairMap([i.is_pair for i in body.items]) if body.has_pairs else None
         if body.stream:
             decided: asyncio.Queue[ItemResult] = asyncio.Queue()
-            work = self._start(request, items, opts, timeout_s, on_result=decided.put_nowait)
-            return self._lines(request, items, opts, work, decided)
+            on_result = decided.put_nowait if pairs is None else pairs.streaming(decided.put_nowait)
+            work = self._start(request, items, opts, timeout_s, on_result=on_result)
+            return self._lines(request, items, opts, work, decided, pairs)
         results = await self.score(request, items, opts, timeout_s)
+        if pairs is not None:
+            results = pairs.merge(results)
+        if body.normalize == "group":
+            results = normalize_groups(results, items, [i.group for i in body.items])
         return ScoreResponse.model_construct(results=[ScoreResult.from_result(r) for r in results],
                                              model=self.engine.model_name, judge=opts.profile.name)
 
@@ -132,6 +139,15 @@ class ScoringService:
         if len(body.items) > settings.max_items_per_request:
             raise ApiError(ErrorCode.invalid_request,
                            f"{len(body.items)} items exceeds the limit of {settings.max_items_per_request}", "items")
+        self._check_kind(profile)
+        if profile.scalar:
+            self._check_scalar(body, profile)
+        else:
+            for field, given, what in (("items", body.has_pairs, "pairs (chosen, rejected)"),
+                                       ("normalize", body.normalize != "none", "normalize 'group'")):
+                if given:
+                    raise ApiError(ErrorCode.invalid_request, f"{what} apply to scalar reward models' scores; judge "
+                                   f"{profile.name!r} is generative (its rewards are verdicts)", field)
         opts = body.to_options(profile)
         if opts.samples > settings.max_samples:
             raise ApiError(ErrorCode.invalid_request, f"samples must be at most {settings.max_samples}", "samples")
@@ -141,7 +157,7 @@ class ScoringService:
             raise ApiError(ErrorCode.invalid_request, f"samples > 1 needs temperature > 0: judge "
                            f"{profile.name!r} has no vote_temperature; set temperature > 0", "samples")
         self._check_reward_mode(profile, body.reward_mode)
-        probe = settings.verdict_prob if body.verdict_prob is None else body.verdict_prob
+        probe = (settings.verdict_prob if body.verdict_prob is None else body.verdict_prob) and not profile.scalar
         opts = replace(opts, probe=probe, priority=self.priority(body.priority, len(body.items)))
         if body.max_thinking_tokens is not None and not profile.can_force:
             raise ApiError(ErrorCode.invalid_request,
@@ -171,13 +187,52 @@ class ScoringService:
                         ) -> tuple[JudgeOptions, float]:
         """A trainer endpoint's options: the profile's defaults and the trainer endpoints' deadline."""
         profile = self.profile(judge)
+        self._check_kind(profile)
         self._check_reward_mode(profile, reward_mode)
-        opts = JudgeOptions.from_profile(profile, reward_mode=reward_mode, probe=self.settings.verdict_prob,
+        opts = JudgeOptions.from_profile(profile, reward_mode=reward_mode,
+                                         probe=self.settings.verdict_prob and not profile.scalar,
                                          priority=self.priority(None, items))
         return opts, self.settings.trainer_timeout_s
 
+    @property
+    def runner(self) -> str:
+        """What this server's engine runs its model as: "generate" (a judge) or "pooling" (a scalar model)."""
+        return getattr(self.engine, "runner", "generate") if self.engine is not None else "generate"
+
+    def _check_kind(self, profile: Profile) -> None:
+        """A profile of the kind this server's engine runs, or a 422 saying which kind it runs."""
+        if profile.scalar != (self.runner == "pooling"):
+            model = self.engine.model_name if self.engine is not None else "its model"
+            runs = "a scalar reward model" if self.runner == "pooling" else "a generative judge"
+            raise ApiError(ErrorCode.invalid_request, f"judge {profile.name!r} is a {profile.kind} profile, and this "
+                           f"server runs {model} as {runs} (GET /judges: kind; GET /limits: runner); pick a "
+                           f"profile of that kind or a server started with this one", "judge")
+
+    @staticmethod
+    def _check_scalar(body: ScoreRequest, profile: Profile) -> None:
+        """What has no meaning for a scalar reward model is refused, not ignored: it samples nothing, thinks
+        not at all and gives no verdict."""
+        refused = {
+            "samples": (body.samples is not None and body.samples > 1, "voting needs sampled verdicts"),
+            "temperature": (body.temperature is not None, "it samples nothing"),
+            "top_p": (body.top_p is not None, "it samples nothing"),
+            "seed": (body.seed is not None, "it samples nothing"),
+            "max_thinking_tokens": (body.max_thinking_tokens is not None, "it does not think"),
+            "return_reasoning": (body.return_reasoning, "it writes no reasoning"),
+            "direct_first": (bool(body.direct_first), "it gives no verdict"),
+            "direct_threshold": (body.direct_threshold is not None, "it gives no verdict"),
+            "verdict_prob": (bool(body.verdict_prob), "it gives no verdict (reward_mode prob is its score's sigmoid)"),
+            "mode": (body.mode in ("hybrid", "both"), "its score is not a verdict to set beside math-verify's"),
+        }
+        for field, (given, why) in refused.items():
+            if given:
+                raise ApiError(ErrorCode.invalid_request, f"{field} does not apply to judge {profile.name!r}, a scalar "
+                               f"reward model: {why}", field)
+
     @staticmethod
     def _check_reward_mode(profile: Profile, reward_mode: str) -> None:
+        if profile.scalar:  # prob: the score's sigmoid, always available
+            return
         if reward_mode == "prob" and (why := why_no_prob(profile)):
             raise ApiError(ErrorCode.invalid_request, f"reward_mode 'prob' is not available: {why}", "reward_mode")
 
@@ -260,11 +315,12 @@ class ScoringService:
                         name, n, len(results), request.url.path, getattr(request.state, "request_id", "-"))
 
     async def _lines(self, request: Request, items: list[ScoreItem], opts: JudgeOptions,
-                     work: asyncio.Task[list[ItemResult]], decided: asyncio.Queue[ItemResult]) -> AsyncIterator[bytes]:
+                     work: asyncio.Task[list[ItemResult]], decided: asyncio.Queue[ItemResult],
+                     pairs: PairMap | None = None) -> AsyncIterator[bytes]:
         """A streamed answer: each result as an NDJSON line the moment it is decided, then the final line.
         Once the stream has begun nothing is dropped: if the engine dies, every item not yet sent gets
         an ``error`` line and the final line still comes. A client that left just ends it."""
-        n = len(items)
+        n = len(items) if pairs is None else len(pairs.slots)  # result lines: one per item (a pair is one)
         model, judge = self.engine.model_name, opts.profile.name
         sent: set[int] = set()
         statuses: Counter = Counter()
@@ -294,8 +350,9 @@ class ScoringService:
                 return
             failure = work.exception()
             if failure is not None:
-                for i, item in enumerate(items):
+                for i in range(n):
                     if i not in sent:
+                        item = items[i if pairs is None else pairs.slots[i][0]]
                         ignored = item.has_reference and not opts.uses_reference
                         yield line(ItemResult(i, item.id, Judgment.from_exception(failure),
                                               notes=(ItemNote.reference_unused,) if ignored else ()))

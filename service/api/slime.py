@@ -11,8 +11,9 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from service.api.dependencies import JSON_BODY
-from service.api.protocol import ERROR_RESPONSES, RewardModeQuery, SlimeRequest
+from service.api.protocol import ERROR_RESPONSES, RewardModeQuery
 from service.api.serving import serving
+from service.api.trainer_protocol import SlimeRequest
 
 router = APIRouter(prefix="/slime", dependencies=[JSON_BODY])
 

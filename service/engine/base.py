@@ -22,7 +22,8 @@ class RequestKind(StrEnum):
     direct = "direct"  # direct-first: the verdict without thinking, constrained to the labels, with their probabilities
     prime = "prime"  # a group's shared prompt prefix, prefilled once for the prefix cache
     probe = "probe"  # one token at a verdict's position, for the labels' probabilities (prefix-cached)
-    ready = "ready"  # the readiness probe's one token
+    ready = "ready"  # the readiness probe's one token (a scalar model's: one score)
+    score = "score"  # a scalar reward model's score of one item (the pooling runner)
 
 
 def new_request_id(kind: RequestKind) -> str:
@@ -66,6 +67,20 @@ class Generation:
     completions: list[Completion] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A scalar reward model's output for one prompt: its raw score (the classification head's logit,
+    no activation) and the prompt's length."""
+
+    prompt_tokens: int
+    score: float
+
+
+# What the engine runs the model as (vLLM's runner): a generative judge generates; a scalar reward model
+# (a sequence classifier with one label) only scores. A server runs one of them (judge/profiles.py: kind).
+RUNNERS = ("generate", "pooling")
+
+
 class EngineError(RuntimeError):
     """The engine failed this call (the engine itself may still be healthy)."""
 
@@ -83,9 +98,14 @@ class JudgeEngine(Protocol):
     max_model_len: int | None  # the context length prompts and outputs must fit (None: unbounded)
     seeded_sampling: bool  # False where a per-request seed is unsafe (the service refuses seeds there)
     scheduling_policy: str  # "fcfs" or "priority" (vLLM's --scheduling-policy): whether priorities apply
+    runner: str  # RUNNERS: "generate" (generate works) or "pooling" (only classify works)
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingSpec, request_id: str) -> Generation:
         """Generate ``sampling.n`` completions; cancelling the awaiting task aborts the request."""
+        ...
+
+    async def classify(self, prompt_token_ids: list[int], request_id: str, priority: int = 0) -> Scored:
+        """A scalar model's raw score of the prompt (runner "pooling"); cancelling aborts the request."""
         ...
 
     async def abort(self, request_ids: list[str]) -> None: ...

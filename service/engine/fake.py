@@ -25,6 +25,7 @@ from service.engine.base import (
     Generation,
     RequestKind,
     SamplingSpec,
+    Scored,
     request_kind,
 )
 
@@ -32,11 +33,15 @@ from service.engine.base import (
 class FakeEngine:
     def __init__(self, tokenizer: Any, reply: str | Callable[[str, int], str], model_name: str = "fake",
                  delay_s: float = 0.0, max_model_len: int | None = None, seeded_sampling: bool = True,
-                 record: bool = True, logprobs: Callable[[str], dict[str, float]] | None = None):
+                 record: bool = True, logprobs: Callable[[str], dict[str, float]] | None = None,
+                 score: Callable[[str], float] | None = None):
         """``logprobs``: the prompt's next-token distribution as {text: log-probability} (each text's
         first token stands for it), for requests that ask for log-probabilities; by default the reply's
-        first token has probability 1."""
+        first token has probability 1. ``score``: a scalar reward model's raw score of the prompt's text;
+        given, the engine is a pooling one (it classifies and refuses to generate, as vLLM does)."""
         self.tokenizer = tokenizer
+        self._score = score
+        self.runner = "pooling" if score is not None else "generate"
         self._logprobs = logprobs
         self.scheduling_policy = "fcfs"
         self.seeded_sampling = seeded_sampling
@@ -64,6 +69,8 @@ class FakeEngine:
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingSpec, request_id: str) -> Generation:
         if self.dead:
             raise EngineDead("fake engine is dead")
+        if self.runner == "pooling":
+            raise EngineError("VLLMValidationError: This model does not support generation")
         if self._fixed is not None and not sampling.choices and len(self._fixed.token_ids) <= sampling.max_tokens:
             return Generation(prompt_tokens=len(prompt_token_ids), completions=[self._fixed] * sampling.n)
         if self.record:
@@ -97,6 +104,30 @@ class FakeEngine:
                 completions.append(Completion(text=text, token_ids=tuple(ids), finish_reason=finish,
                                               first_logprobs=first))
             return Generation(prompt_tokens=len(prompt_token_ids), completions=completions)
+        except asyncio.CancelledError:
+            self.aborted.append(request_id)
+            raise
+        finally:
+            self.running.discard(request_id)
+
+    async def classify(self, prompt_token_ids: list[int], request_id: str, priority: int = 0) -> Scored:
+        if self.dead:
+            raise EngineDead("fake engine is dead")
+        if self._score is None:
+            raise EngineError("VLLMValidationError: classify is not supported by this model (a generative one)")
+        if self.record:
+            self.calls.append(list(prompt_token_ids))
+            self.specs.append(SamplingSpec(max_tokens=0, priority=priority))
+            self.request_ids.append(request_id)
+        if self.max_model_len is not None and len(prompt_token_ids) > self.max_model_len:
+            raise EngineError(f"the prompt's {len(prompt_token_ids)} tokens exceed the model's context of "
+                              f"{self.max_model_len} tokens")
+        self.running.add(request_id)
+        try:
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            return Scored(len(prompt_token_ids), float(self._score(
+                self.tokenizer.decode(prompt_token_ids, skip_special_tokens=False))))
         except asyncio.CancelledError:
             self.aborted.append(request_id)
             raise

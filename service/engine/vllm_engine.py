@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from service.engine.base import Completion, EngineDead, EngineError, Generation, SamplingSpec
+from service.engine.base import Completion, EngineDead, EngineError, Generation, SamplingSpec, Scored
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class VllmEngine:
         # prefill, through a CUDA-only API: on CPU that kills the engine core ("CPU Generator does not
         # use offset"), so one seeded request in a large batch would take the service down.
         self.seeded_sampling = not is_cpu_platform()
+        # "pooling" for a sequence classifier (the launch sets --runner pooling for a scalar profile).
+        self.runner: str = str(llm.model_config.runner_type)
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingSpec, request_id: str) -> Generation:
         from vllm import SamplingParams, TokensPrompt
@@ -91,6 +93,33 @@ class VllmEngine:
             for c in sorted(final.outputs, key=lambda c: c.index)
         ]
         return Generation(prompt_tokens=len(final.prompt_token_ids or prompt_token_ids), completions=completions)
+
+    async def classify(self, prompt_token_ids: list[int], request_id: str, priority: int = 0) -> Scored:
+        """The classification head's raw logit for the prompt: task ``classify`` with ``use_activation``
+        off (vLLM's default applies a sigmoid; verl's reward client turns it off the same way, and the
+        service applies the sigmoid itself where a probability is asked for)."""
+        from vllm import PoolingParams, TokensPrompt
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        params = PoolingParams(task="classify", use_activation=False)
+        final = None
+        try:
+            async for out in self._llm.encode(TokensPrompt(prompt_token_ids=prompt_token_ids), params, request_id,
+                                              priority=priority):
+                final = out
+        except EngineDeadError as exc:
+            raise EngineDead(str(exc) or "vLLM engine is dead") from exc
+        except Exception as exc:
+            if self._llm.errored:
+                raise EngineDead(str(exc) or "vLLM engine is dead") from exc
+            raise EngineError(f"{type(exc).__name__}: {exc}") from exc
+        if final is None:
+            raise EngineError("engine returned no output")
+        data = final.outputs.data
+        if data.numel() != 1:  # the launch admits only one-label classifiers; say so if one slips through
+            raise EngineError(f"the model's classification head gave {data.numel()} values; a scalar reward model "
+                              "gives one")
+        return Scored(prompt_tokens=len(final.prompt_token_ids or prompt_token_ids), score=float(data.reshape(-1)[0]))
 
     async def abort(self, request_ids: list[str]) -> None:
         await self._llm.abort(request_ids)

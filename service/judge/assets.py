@@ -36,7 +36,8 @@ class ProfileAssets:
             if p.prompt is not None:
                 r = PromptRenderer(self.tokenizer, raw_prompt=p.prompt_for(has_reference), encoder=self.encoder)
             else:
-                r = PromptRenderer(self.tokenizer, p.messages_for(has_reference), encoder=self.encoder)
+                r = PromptRenderer(self.tokenizer, p.messages_for(has_reference), encoder=self.encoder,
+                                   generation_prompt=not p.scalar)
             self._renderers[key] = r
         return r
 

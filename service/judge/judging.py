@@ -8,11 +8,15 @@
 
 Verdicts are read only from what the judge generated (never from the prompt); a sample without a
 verdict is ``unparsed`` or ``truncated``, never a reward.
+
+A scalar profile's item is one ``classify`` request instead (``_score``): the reward model's raw score,
+or its sigmoid with ``reward_mode: prob``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -87,6 +91,8 @@ class ItemJudge:
         return gen, ""
 
     async def judge(self, ids: list[int], opts: JudgeOptions) -> Judgment:
+        if opts.profile.scalar:
+            return await self._score(ids, opts)
         if not opts.direct_first:
             return await self._think(ids, opts)
         direct = await self._direct(ids, opts)
@@ -106,6 +112,24 @@ class ItemJudge:
         judgment.usage.completion_tokens += spent  # the item's cost is both passes
         judgment.judge_pass, judgment.direct_prob = "thinking", sure
         return judgment
+
+    async def _score(self, ids: list[int], opts: JudgeOptions) -> Judgment:
+        """A scalar reward model's judgment: one classify request; the reward is the raw score (as verl and
+        OpenRLHF pass a Bradley-Terry model's output on) or, with ``reward_mode: prob``, its sigmoid."""
+        self.stats.engine_requests += 1
+        try:
+            scored = await self.engine.classify(ids, new_request_id(RequestKind.score), priority=opts.priority)
+        except EngineDead:
+            raise
+        except EngineError as exc:
+            return Judgment(ItemStatus.error, message=str(exc), usage=Usage(len(ids), 0))
+        self.stats.engine_prompt_tokens += scored.prompt_tokens
+        self.stats.scalar_scores += 1
+        if not math.isfinite(scored.score):
+            return Judgment(ItemStatus.error, score=None, usage=Usage(scored.prompt_tokens, 0),
+                            message=f"the reward model's score is not a number ({scored.score})")
+        reward = sigmoid(scored.score) if opts.reward_mode == "prob" else scored.score
+        return Judgment(ItemStatus.ok, reward=reward, score=scored.score, usage=Usage(scored.prompt_tokens, 0))
 
     async def _direct(self, ids: list[int], opts: JudgeOptions) -> Sample | None:
         """The verdict without thinking: the judge's no-thinking opening, the force prefix, then one of
@@ -254,6 +278,14 @@ def vote(samples: list[Sample], opts: JudgeOptions, usage: Usage) -> Judgment:
     message = "the thinking budget ran out; the verdict was forced" if status == ItemStatus.forced else None
     return Judgment(status, reward=reward, verdict=verdict, votes=dict(votes), agreement=top / k, usage=usage,
                     reasoning=reasoning, outputs=outputs, message=message, verdict_prob=verdict_prob)
+
+
+def sigmoid(x: float) -> float:
+    """The logistic function, without overflow for scores far from 0."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
 
 
 def verified(outcome: VerifyOutcome | None) -> Judgment:

@@ -75,6 +75,8 @@ class Preparer:
         """Context a judgment needs beyond its prompt (same for every item of a request): the first
         generation, then at worst the answer's continuation *and* a forced verdict after it (a judge
         that closed its thinking but still gave no verdict in its answer room is forced too)."""
+        if opts.profile.scalar:  # a reward model reads the prompt and generates nothing
+            return 0
         force = self.assets.force_overhead(opts.profile) if opts.forcing else 0
         thinking = self.first_cap(opts) + self.answer_room(opts) + force
         if opts.direct_first:  # the direct pass is a request of its own on the same prompt

@@ -40,6 +40,15 @@ in the code. Fields (see the shipped files for examples):
   the judge cannot be asked for a direct verdict. ``direct_first`` (default false) asks for one first
   and thinks only where its best label's probability is below ``direct_threshold`` (default 0.9, in
   (0.5, 1]); a request may override both.
+- ``kind``: ``generative`` (default: a judge that writes a verdict, everything above) or ``scalar``: a
+  Bradley-Terry reward model, a sequence classifier with one label that reads the conversation and gives
+  one number (Skywork-Reward-V2 and kin). A scalar profile has ``messages`` (the conversation as the model
+  card prescribes: the question as the user's turn, the response as the assistant's, rendered with the
+  model's chat template without a generation prompt) or a raw ``prompt``, ``origin``, ``description``,
+  ``[input]`` and ``[policy]``, and nothing of a verdict (no ``verdict_pattern``, ``[rewards]``,
+  ``[score]``, ``[force]``, ``[sampling]``, ``[cascade]``, ``think_end``, reference); its reward is the
+  model's raw score. A server runs the engine of its default judge's kind (a scalar one on vLLM's
+  pooling runner) and refuses requests for a profile of the other kind.
 """
 
 from __future__ import annotations
@@ -60,6 +69,9 @@ BUILTIN_DIR = Path(__file__).resolve().parent.parent / "judges"
 REFERENCE_MODES = ("required", "optional", "unused")
 TRUNCATE_MODES = ("none", "head", "tail", "middle")
 RESPONSE_INPUTS = ("full", "final_answer", "last_line")
+KINDS = ("generative", "scalar")
+# What a scalar profile may hold (everything else describes a verdict it never gives).
+_SCALAR_FIELDS = {"kind", "description", "origin", "messages", "prompt", "chat_template", "input", "policy"}
 # Fields that say where a profile came from or what it is called, not how it prompts or reads a verdict;
 # left out of its content hash, so the same judge loaded from another directory hashes the same.
 _NOT_CONTENT = ("name", "source", "description", "origin")
@@ -94,6 +106,11 @@ class Profile:
     direct_open: str | None = None  # [cascade]: how the model answers without thinking (None: it cannot)
     direct_first: bool = False  # [cascade]: a direct verdict first, thinking only where it is unsure
     direct_threshold: float = 0.9  # [cascade]: the best label's probability at which a direct verdict stands
+    kind: str = "generative"  # KINDS: a judge that writes a verdict, or a scalar reward model's one number
+
+    @property
+    def scalar(self) -> bool:
+        return self.kind == "scalar"
 
     @property
     def key(self) -> str:
@@ -158,12 +175,13 @@ class Profile:
         """What ``GET /judges`` shows for this profile."""
         return {
             "name": self.name,
+            "kind": self.kind,
             "description": self.description,
             "reference": self.reference,
             "origin": self.origin,
             "labels": {label: reward for label, reward in self.rewards.items()},
             "score": None if self.score_range is None else dict(zip(("min", "max"), self.score_range, strict=True)),
-            "thinking": bool(self.think_end),
+            "thinking": bool(self.think_end) and not self.scalar,
             "can_force_verdict": self.can_force,
             "truncate": self.truncate,
             "response_input": self.response_input,
@@ -200,6 +218,12 @@ def parse_profile(name: str, path: Path) -> Profile:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ProfileError(f"judge profile {path}: {exc}") from exc
     try:
+        kind = data.get("kind", "generative")
+        if kind not in KINDS:
+            raise ProfileError(f"kind must be one of {KINDS}, not {kind!r}")
+        if kind == "scalar" and (extra := sorted(set(data) - _SCALAR_FIELDS)):
+            raise ProfileError(f"a scalar profile (a reward model's one number) has no verdict: remove {extra} "
+                               f"(it may hold {sorted(_SCALAR_FIELDS)})")
         use_chat = data.get("chat_template", True)
         messages = tuple({"role": m["role"], "content": m["content"]} for m in data.get("messages", ()))
         prompt = data.get("prompt")
@@ -217,11 +241,11 @@ def parse_profile(name: str, path: Path) -> Profile:
         profile = Profile(
             name=name,
             description=data.get("description", ""),
-            verdict_pattern=data["verdict_pattern"],
+            verdict_pattern=data["verdict_pattern"] if kind != "scalar" else "",
             rewards={str(k).lower(): float(v) for k, v in data.get("rewards", {}).items()},
             messages=messages if use_chat else (),
             prompt=None if use_chat else prompt,
-            think_end=data.get("think_end", "</think>") or None,
+            think_end=(data.get("think_end", "</think>") or None) if kind != "scalar" else None,
             reference=data.get("reference", "unused"),
             reference_block=dict(data.get("reference_block", {})),
             sampling=dict(data.get("sampling", {})),
@@ -238,6 +262,7 @@ def parse_profile(name: str, path: Path) -> Profile:
             direct_open=cascade.get("direct_open"),
             direct_first=bool(cascade.get("direct_first", False)),
             direct_threshold=float(cascade.get("direct_threshold", 0.9)),
+            kind=kind,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ProfileError(f"judge profile {path}: {exc}") from exc
@@ -249,6 +274,9 @@ def _validate(p: Profile, path: Path) -> None:
     def fail(msg: str) -> None:
         raise ProfileError(f"judge profile {path}: {msg}")
 
+    if p.scalar:
+        _validate_scalar(p, fail)
+        return
     if p.reference not in REFERENCE_MODES:
         fail(f"reference must be one of {REFERENCE_MODES}, not {p.reference!r}")
     if p.truncate not in TRUNCATE_MODES:
@@ -284,3 +312,23 @@ def _validate(p: Profile, path: Path) -> None:
                               p.verdict_pattern).label
         if p.reward_for(label) is None:
             fail(f"forced choice {choice!r} does not parse to a label with a reward")
+
+
+def _validate_scalar(p: Profile, fail) -> None:
+    """A scalar profile: a prompt with the question and the response, where it came from, its input and
+    policy; nothing of a verdict (parse_profile refused those fields)."""
+    if p.truncate not in TRUNCATE_MODES:
+        fail(f"[input] truncate must be one of {TRUNCATE_MODES}, not {p.truncate!r}")
+    if p.response_input not in RESPONSE_INPUTS:
+        fail(f"[input] response must be one of {RESPONSE_INPUTS}, not {p.response_input!r}")
+    if not p.origin.startswith(("published:", "ours:")):
+        fail("origin must say 'published: <repository, path, commit>' or 'ours: <why>'")
+    text = "".join(m["content"] for m in p.messages) + (p.prompt or "")
+    for needed in ("{question}", "{response}"):
+        if needed not in text:
+            fail(f"the prompt never uses {needed}")
+    if "{reference" in text:
+        fail("a scalar reward model is never shown a reference")
+    if p.messages and p.messages[-1]["content"].strip() != "{response}":
+        fail("a scalar profile's last message is the response being scored ('{response}'), as a reward model "
+             "reads the conversation up to the end of the response")

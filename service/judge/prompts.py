@@ -124,7 +124,9 @@ class PromptRenderer:
     """
 
     def __init__(self, tokenizer: Any, messages: Sequence[Mapping[str, str]] = (), raw_prompt: str | None = None,
-                 encoder: PlainEncoder | None = None):
+                 encoder: PlainEncoder | None = None, generation_prompt: bool = True):
+        """``generation_prompt``: end with the template's opening of the model's turn (a judge generates
+        after it); off for a reward model, which reads the conversation up to the end of the response."""
         self.tokenizer = tokenizer
         self.encoder = encoder or PlainEncoder(tokenizer)
         self._raw_prompt = raw_prompt
@@ -135,7 +137,8 @@ class PromptRenderer:
             rendered = lead + _with_sentinels(raw_prompt)
         else:
             placeholder_messages = [{"role": m["role"], "content": _with_sentinels(m["content"])} for m in messages]
-            rendered = tokenizer.apply_chat_template(placeholder_messages, tokenize=False, add_generation_prompt=True)
+            rendered = tokenizer.apply_chat_template(placeholder_messages, tokenize=False,
+                                                     add_generation_prompt=generation_prompt)
         # [ids of an added token | a span], in order; a span without fields is encoded now.
         self._parts: list[list[int] | _Span] = []
         for text, token in _split_at_added_tokens(rendered, tokenizer):

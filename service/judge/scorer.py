@@ -276,8 +276,11 @@ class Scorer:
         """Prefill a group's shared prefix once so vLLM's prefix cache serves the whole group."""
         self.stats.primed_groups += 1
         try:
-            await self.engine.generate(prefix, SamplingSpec(max_tokens=1, priority=priority),
-                                       new_request_id(RequestKind.prime))
+            if self.engine.runner == "pooling":  # a scalar model: one classify request fills the prefix cache
+                await self.engine.classify(prefix, new_request_id(RequestKind.prime), priority=priority)
+            else:
+                await self.engine.generate(prefix, SamplingSpec(max_tokens=1, priority=priority),
+                                           new_request_id(RequestKind.prime))
         except EngineDead:
             raise
         except Exception as exc:  # priming is an optimisation: never fail items because of it

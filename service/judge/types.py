@@ -167,6 +167,16 @@ class SampleOutput:
     status: ItemStatus
 
 
+@dataclass(frozen=True)
+class PairScores:
+    """A pair item's two halves (``ScoreItemIn`` chosen/rejected): each one's raw score and status."""
+
+    chosen: float | None
+    rejected: float | None
+    chosen_status: ItemStatus
+    rejected_status: ItemStatus
+
+
 @dataclass
 class Judgment:
     """The outcome of judging one unique item (shared by its duplicates and cache hits)."""
@@ -188,6 +198,8 @@ class Judgment:
     verify: VerifyOutcome | None = None  # the rule-based check, when one ran
     verify_agrees: bool | None = None  # did the judge and the check agree (both gave a verdict: modes both, hybrid)?
     verdict_prob: float | None = None  # mean probability of the best-rewarded label over the samples
+    pair: PairScores | None = None  # a pair item: both halves (its reward is P(chosen > rejected))
+    score: float | None = None  # a scalar reward model's raw score (the reward is it, or its sigmoid: reward_mode prob)
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> Judgment:
@@ -221,6 +233,7 @@ class ScorerStats:
     saved_completion_tokens: int = 0
     forced_verdicts: int = 0
     primed_groups: int = 0
+    scalar_scores: int = 0  # items a scalar reward model scored (classify requests that returned a score)
     statuses: Counter = field(default_factory=Counter)
     sources: Counter = field(default_factory=Counter)
     routes: Counter = field(default_factory=Counter)  # mode hybrid: items per cascade route
