@@ -55,6 +55,8 @@ class ScorerCollector:
                                   "verdicts).", value=s.engine_requests)
         yield CounterMetricFamily("libra_forced_verdicts", "Samples whose verdict was forced after the thinking "
                                   "budget ran out.", value=s.forced_verdicts)
+        yield CounterMetricFamily("libra_scalar_scores", "Items a scalar reward model scored (one classify request "
+                                  "each).", value=s.scalar_scores)
         yield CounterMetricFamily("libra_primed_groups", "Question groups whose shared prompt prefix was "
                                   "prefilled once.", value=s.primed_groups)
         sources = CounterMetricFamily("libra_items_by_source", "Items whose reward the judge or the rule-based "
@@ -180,6 +182,10 @@ class ServiceMetrics:
         self.verdicts = Counter("libra_verdicts", "Verdicts given, by label.", ["verdict"], registry=r)
         self.rewards = Histogram("libra_reward", "Rewards returned.", buckets=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6,
                                  0.7, 0.8, 0.9, 1.0), registry=r)
+        # A scalar reward model's raw scores have no fixed range (Skywork-Reward-V2's run from about -20 to +30):
+        # their own histogram, so libra_reward stays the [0, 1] rewards of generative judges.
+        self.scalar_scores = Histogram("libra_scalar_score", "Raw scores a scalar reward model gave (pairs: each "
+                                       "half).", buckets=(-20, -10, -5, -2, -1, 0, 1, 2, 5, 10, 20, 30), registry=r)
         self.rejections = Counter("libra_rejections", "Requests refused before scoring, by reason.", ["reason"],
                                   registry=r)
         for reason in ("rate_limited", "engine_unavailable", "shutting_down"):
@@ -204,7 +210,9 @@ class ServiceMetrics:
             self.item_seconds.observe(seconds)
             if r.judgment.verdict is not None:
                 self.verdicts.labels(r.judgment.verdict).inc()
-            if r.judgment.reward is not None:
+            if r.judgment.score is not None:
+                self.scalar_scores.observe(r.judgment.score)
+            elif r.judgment.reward is not None:
                 self.rewards.observe(r.judgment.reward)
 
     def render(self) -> bytes:

@@ -63,18 +63,18 @@ def perfect_nano_judge(prompt: str, _sample: int) -> str:
     return world.judge_output(world.Item(a, op, b, answer, "", ""))
 
 
-def build_app_for(engine, verify_check: str = DEFAULT_CHECK, **settings):
-    """The real app on ``engine`` (a FakeEngine), with the nano profile as default."""
+def build_app_for(engine, verify_check: str = DEFAULT_CHECK, judge: str = "nano", **settings):
+    """The real app on ``engine`` (a FakeEngine), with the nano profile (or ``judge``) as default."""
 
     @asynccontextmanager
     async def open_engine():
         yield engine
 
-    return build_app(Settings(**settings), open_engine, "nano", verify_check=verify_check)
+    return build_app(Settings(**settings), open_engine, judge, verify_check=verify_check)
 
 
-def make_client(engine, verify_check: str = DEFAULT_CHECK, **settings) -> TestClient:
-    return TestClient(build_app_for(engine, verify_check, **settings))
+def make_client(engine, verify_check: str = DEFAULT_CHECK, judge: str = "nano", **settings) -> TestClient:
+    return TestClient(build_app_for(engine, verify_check, judge, **settings))
 
 
 def scrape(server, name: str, labels: dict | None = None) -> float:

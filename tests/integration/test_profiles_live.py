@@ -21,7 +21,8 @@ from tests.helpers import QUICK_START
 pytestmark = pytest.mark.integration
 
 CONTEXT = 16384
-PROFILES = [name for name in list_profiles() if name != "nano"]
+# Generative profiles: the scalar ones run on a reward model (test_scalar_live.py).
+PROFILES = [name for name in list_profiles() if name != "nano" and not load_profile(name).scalar]
 VALID = {"ok", "forced", "unparsed", "truncated", "too_long", "no_answer"}
 # No "is": word salad must not form "the answer is <words>", a final-answer statement that would make the
 # item a hedge (refused before the engine, never reaching the truncation this test checks).
