@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: install deploy-tools serve test lint loadtest throughput nano-eval nano-train rl-demo nano-policy clean install-check image-cpu-check \
-	rule-first direct-first \
+	rule-first direct-first scalar-bench \
 	package-check throughput-check docs-check
 
 install: $(STAMP)
@@ -100,6 +100,12 @@ rule-first: install
 direct-first: install
 	$(PY) -m libra_eval.direct_first --url $${DIRECT_URL:?set DIRECT_URL to a server whose judge answers without thinking} \
 	  --samples 3 --out docs/results/direct-first
+
+# A scalar reward model through the service against vllm serve --runner pooling with verl's /classify client:
+# same random Qwen3ForSequenceClassification, same items, 3 interleaved rounds (~6 min). SCALAR_BENCH_ARGS adds
+# flags (e.g. --preset small, where the engine rather than the front end sets the pace).
+scalar-bench: install
+	$(PY) loadtest/scalar_bench.py --items 512 --rounds 3 --out docs/results/scalar-bench.json $(SCALAR_BENCH_ARGS)
 
 # Rebuild the nano policy's starting checkpoint (seeded SFT; nano/policy.py says how long). CI never does this.
 nano-policy: install

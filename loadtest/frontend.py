@@ -182,7 +182,8 @@ def throughput(size: int, seconds: float, model: str, judge: str) -> float:
 
 def thousand_item_timings(size: int, model: str, judge: str) -> dict:
     """Parse+validate, score (instant engine) and serialise one 1,000-item request, in process."""
-    from service.api.protocol import ScoreRequest, ScoreResponse, ScoreResult
+    from service.api.protocol import ScoreRequest
+    from service.api.results import ScoreResponse, ScoreResult
     from service.judge.types import ScoreItem
 
     app = make_app(model, judge)

@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import openrlhf, routes, slime
+from service.api import nemo_gym, openrlhf, routes, slime
 from service.api.admission import Admission
 from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
@@ -100,7 +100,7 @@ def build_app(settings: Settings, open_engine: EngineOpener, judge: str,
     )
     app.state.serving = ScoringService(settings, profiles, judge, admission, metrics)
     install_error_handlers(app)
-    for module in (routes, openrlhf, slime):
+    for module in (routes, openrlhf, slime, nemo_gym):
         app.include_router(module.router)
     app.include_router(routes.public)
     # Added innermost first: the request log wraps everything, so refused requests are logged too.

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
                                   "judge could not score (reported as failed).")
     json_logs: bool = Field(False, description="Log one JSON object per line instead of plain text.")
     max_samples: int = Field(16, ge=1, description="Most samples (k-sample voting) one item may ask for.")
+    max_rubric_criteria: int = Field(
+        32, ge=1, description="Most criteria one item's rubric may have (RaR's rubrics have 7-20); an item over it "
+        "is invalid.")
     cache_entries: int = Field(100_000, ge=0, description="Result cache size in entries (0 turns it off).")
     cache_mb: int = Field(256, ge=0, description="Result cache size bound in MiB.")
     group_priming: bool = Field(
@@ -92,7 +95,8 @@ class Settings(BaseSettings):
     def limits(self) -> dict:
         """What GET /limits reports."""
         return {name: getattr(self, name) for name in (
-            "max_items_per_request", "max_body_bytes", "max_text_chars", "max_samples", "admission_budget",
+            "max_items_per_request", "max_body_bytes", "max_text_chars", "max_samples", "max_rubric_criteria",
+            "admission_budget",
             "default_timeout_s", "max_timeout_s", "trainer_timeout_s", "small_request_items",
             "small_request_priority")}
 

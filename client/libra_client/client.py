@@ -53,6 +53,12 @@ class ScoredItem:
     def ok(self) -> bool:
         return self.reward is not None
 
+    @property
+    def score(self) -> float | None:
+        """A scalar reward model's raw score (``reward`` is it, its sigmoid, or its group-normalised value);
+        None for a generative judge's result."""
+        return self.raw.get("score")
+
 
 class RequestRejected(Exception):
     """The server refused a request for a reason retrying cannot fix (4xx other than 429)."""

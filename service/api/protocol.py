@@ -1,11 +1,11 @@
-"""The HTTP contract: request and response schemas, published in OpenAPI at ``/docs``.
+"""The HTTP contract: request and response schemas, published in OpenAPI at ``/docs`` (the /score answer's
+in ``results.py``, the trainer endpoints' requests in ``trainer_protocol.py``).
 
 Requests own their translation: ``ScoreRequest.to_options`` turns the request into the scorer's
 ``JudgeOptions`` with the profile's defaults filling whatever the request leaves out, and each request
-turns itself into the scorer's ``ScoreItem``s (``ScoreRequest.to_items``; the trainer endpoints' requests
-in ``trainer_protocol.py``). Rules a request can be checked against on its own are the models'
-validators, so they answer 422 like any schema error; rules that need the server's state (its
-profiles, engine, settings) live in ``serving.py``.
+turns itself into the scorer's ``ScoreItem``s (``ScoreRequest.to_items``). Rules a request can be checked
+against on its own are the models' validators, so they answer 422 like any schema error; rules that need
+the server's state (its profiles, engine, settings) live in ``serving.py``.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from service.api.errors import ErrorCode
-from service.judge.cascade import PASSES, Route
 from service.judge.policy import RewardPolicy
 from service.judge.profiles import Profile
-from service.judge.types import ItemNote, ItemResult, ItemStatus, JudgeOptions, ScoreItem
+from service.judge.rubric import Criterion
+from service.judge.types import JudgeOptions, ScoreItem
 
 
 def scalar_text(value: Any) -> Any:
@@ -55,6 +55,40 @@ ScalarText = Annotated[str | None, BeforeValidator(scalar_text),
                        WithJsonSchema({"type": ["string", "number", "boolean", "null"]})]
 
 
+class CriterionIn(BaseModel):
+    """One rubric criterion. RaR's rows ({title, description, weight}) are accepted as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(None, description="What the response must satisfy (or, polarity negative, must not "
+                             "do). Or title and description, as RaR's rubrics write it (text: 'title: description').")
+    title: str | None = Field(None, description="RaR's short name of the criterion.")
+    description: str | None = Field(None, description="RaR's criterion text.")
+    weight: float = Field(1.0, description="How much the criterion counts, by its size (RaR: 1-5; a negative weight "
+                          "needs a polarity: its sign does not say what it means).")
+    polarity: Literal["positive", "negative"] | None = Field(
+        None, description="positive: the judge's YES is good (the response does what it should, or avoids what it "
+        "should avoid); negative: YES is a pitfall committed. Default positive; required with a negative weight.")
+    id: str | None = Field(None, max_length=128, description="Your name for the criterion: the key of its component "
+                           "(unique within the rubric); its position otherwise.")
+    veto: StrictBool = Field(False, description="A criterion the response must meet (a negative one: must avoid): "
+                             "failing it makes the reward 0, whatever the rest.")
+
+    @model_validator(mode="after")
+    def _has_text(self) -> CriterionIn:
+        if self.text is None and self.title is None and self.description is None:
+            raise PydanticCustomError("criterion_text", "give text, or RaR's title and description")
+        return self
+
+    def to_criterion(self) -> Criterion:
+        text = self.text if self.text is not None else ": ".join(t for t in (self.title, self.description) if t)
+        return Criterion(text=text, weight=self.weight, polarity=self.polarity, id=self.id, veto=self.veto)
+
+
+Rubric = Annotated[list[CriterionIn], Field(description="Weighted criteria to judge the response against "
+                                            "(docs/rubrics.md). An empty list is refused per item.")]
+
+
 class ScoreItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -72,6 +106,8 @@ class ScoreItemIn(BaseModel):
     rejected: str | None = Field(None, description="A pair's other response (with chosen).")
     group: str | None = Field(None, max_length=256, description="With normalize 'group': the items normalised "
                               "together (the responses to one prompt). Default: items with the same question.")
+    rubric: Rubric | None = Field(None, description="This item's rubric, for a rubric judge (GET /judges: rubric); "
+                                  "the request's rubric otherwise.")
 
     @model_validator(mode="after")
     def _one_form(self) -> ScoreItemIn:
@@ -183,6 +219,15 @@ class ScoreRequest(BaseModel):
                                  "runs vLLM with --scheduling-policy priority (GET /limits says), ignored otherwise.")
     stream: StrictBool = Field(False, description="Answer application/x-ndjson: one result line per item as it is "
                                "decided, then a final {\"done\": true, ...} line (docs/api.md: Streaming).")
+    rubric: Rubric | None = Field(None, description="The rubric of every item that has none of its own.")
+    rubric_strategy: Literal["per_criterion", "holistic"] | None = Field(
+        None, description="per_criterion: one judgment per criterion, combined by aggregation; holistic: one rating "
+        "of the response against the whole rubric. The judge profile's strategy if unset (another switches to the "
+        "profile it names for that strategy).")
+    aggregation: Literal["weighted", "mean", "min", "all", "any"] | None = Field(
+        None, description="Default weighted. "
+        "How per_criterion verdicts combine (docs/rubrics.md): weighted (the satisfied "
+        "criteria's share of the positive weights, pitfalls subtracted), mean, min, all, any. Veto criteria first.")
     normalize: Literal["none", "group"] = Field(
         "none", description="Scalar reward models: group reinforces a score's meaning (a Bradley-Terry score means "
         "something only beside another): each scored item's reward becomes (reward - mean) / (std + 1e-4) over "
@@ -217,6 +262,18 @@ class ScoreRequest(BaseModel):
         return value
 
     @property
+    def has_rubrics(self) -> bool:
+        return self.rubric is not None or any(i.rubric is not None for i in self.items)
+
+    def rubrics(self) -> list[list[Criterion] | None]:
+        """Each item's criteria: its own rubric, else the request's."""
+        out = []
+        for i in self.items:
+            given = i.rubric if i.rubric is not None else self.rubric
+            out.append(None if given is None else [c.to_criterion() for c in given])
+        return out
+
+    @property
     def has_pairs(self) -> bool:
         return any(i.is_pair for i in self.items)
 
@@ -240,122 +297,6 @@ class ScoreRequest(BaseModel):
             policy=None if self.policy is None else self.policy.over(profile.policy),
             reward_mode=self.reward_mode,
         )
-
-
-class UsageOut(BaseModel):
-    prompt_tokens: int = Field(description="Prompt tokens of this item's judgment.")
-    completion_tokens: int = Field(description="Tokens the judge generated for it (all samples).")
-
-
-class VerifyOut(BaseModel):
-    status: str = Field(description="correct, incorrect, inconclusive (nothing parseable), timeout or error.")
-    message: str | None = None
-
-
-class SampleOut(BaseModel):
-    text: str = Field(description="What the judge generated: thinking and answer (a forced verdict included).")
-    verdict: str | None = Field(description="This sample's verdict label; null without one.")
-    status: ItemStatus = Field(description="ok, forced, unparsed, truncated or error, for this sample.")
-
-
-class PairOut(BaseModel):
-    chosen: float | None = Field(description="The chosen response's raw score; null when it got none.")
-    rejected: float | None = Field(description="The rejected response's raw score; null when it got none.")
-    chosen_status: ItemStatus
-    rejected_status: ItemStatus
-
-
-class PromptMessage(BaseModel):
-    role: str
-    content: str
-
-
-class ScoreResult(BaseModel):
-    id: str | None = Field(description="The item's id, if it had one.")
-    index: int = Field(description="Position of the item in the request.")
-    status: ItemStatus = Field(description="ok, forced, unparsed, truncated, too_long, timeout, invalid, no_answer, "
-                               "degenerate or error (docs/api.md: Item statuses).")
-    reward: float | None = Field(description="Mean reward over the samples that gave a verdict; null without one.")
-    verdict_prob: float | None = Field(None, description="The judge's probability of the best-rewarded label at "
-                                       "the verdict position, normalised over the labels (mean over samples); null "
-                                       "where it cannot be read.")
-    verdict: str | None = Field(description="The majority verdict label; null without one.")
-    votes: dict[str, int] = Field(description="Samples per verdict label, plus unparsed/truncated counts.")
-    agreement: float | None = Field(description="Share of samples that gave the majority verdict.")
-    cached: bool = Field(description="True when no engine work was done for this item (cache or duplicate).")
-    usage: UsageOut
-    truncated_input: bool = Field(False, description="The response was shortened to fit the model's context.")
-    reasoning: list[str] | None = Field(None, description="The judge's thinking per sample, when requested.")
-    outputs: list[SampleOut] | None = Field(None, description="Each sample's full output, with return_reasoning.")
-    prompt: list[PromptMessage] | None = Field(None, description="The judge's prompt, with return_prompt.")
-    message: str | None = Field(None, description="Why the item is not ok.")
-    source: Literal["judge", "verify"] = Field("judge", description="Which decided the reward.")
-    route: Route | None = Field(
-        None, description="Mode hybrid: the cascade's route. rule_correct / rule_incorrect: math-verify decided "
-        "(rule_incorrect only with trust_rule conclusive); judge_rule_incorrect, judge_rule_inconclusive, "
-        "judge_no_reference: the judge decided, and why it was asked. Null in the other modes and for items the "
-        "reward policy refused.")
-    judge_pass: Literal[PASSES] | None = Field(
-        None, description="With direct_first: which pass decided: direct (the verdict without thinking was sure "
-        "enough) or thinking (it was not, and the full judgment decided; usage counts both). Null without it.")
-    direct_prob: float | None = Field(None, description="With direct_first: the direct verdict's best-label "
-                                      "probability (null where it could not be read).")
-    score: float | None = Field(None, description="Scalar reward models: the model's raw score (the reward is "
-                                "it, its sigmoid with reward_mode prob, or its group-normalised value with normalize "
-                                "group); for a pair, score(chosen) - score(rejected). Null for generative judges.")
-    pair: PairOut | None = Field(None, description="A pair item's two scores; reward is P(chosen > rejected).")
-    verify: VerifyOut | None = Field(None, description="The rule-based check, when one ran (modes other than judge).")
-    verify_agrees: bool | None = Field(None, description="Whether the judge and the check agree, where both "
-                                         "gave a verdict: mode both, and mode hybrid's judge_rule_incorrect route "
-                                         "(false: the judge overturned the rule's rejection).")
-    notes: list[ItemNote] = Field(default_factory=list, description="Advice the status does not carry (empty "
-                                  "when there is none). reference_unused: the item has a reference but nothing "
-                                  "consulted it (the profile's reference is 'unused' and mode is judge); pick a "
-                                  "profile that shows it (libra-ref) or mode hybrid/verify to use it.")
-
-    @classmethod
-    def from_result(cls, r: ItemResult) -> ScoreResult:
-        # Built from the scorer's own typed values, so no validation (it was a tenth of the front
-        # end's per-item cost): model_construct, for the nested models too.
-        j = r.judgment
-        return cls.model_construct(
-            id=r.id, index=r.index, status=j.status, reward=j.reward, verdict_prob=j.verdict_prob, verdict=j.verdict,
-            votes=j.votes,
-            agreement=j.agreement, cached=r.cached,
-            usage=UsageOut.model_construct(prompt_tokens=j.usage.prompt_tokens,
-                                           completion_tokens=j.usage.completion_tokens),
-            truncated_input=j.truncated_input, reasoning=j.reasoning, message=j.message, source=j.source,
-            route=j.route, judge_pass=j.judge_pass, direct_prob=j.direct_prob,
-            outputs=None if j.outputs is None else [
-                SampleOut.model_construct(text=o.text, verdict=o.verdict, status=o.status) for o in j.outputs],
-            prompt=None if r.prompt is None else [PromptMessage.model_construct(**m) for m in r.prompt],
-            verify=None if j.verify is None else VerifyOut.model_construct(status=j.verify.status,
-                                                                          message=j.verify.message),
-            verify_agrees=j.verify_agrees, notes=list(r.notes), score=j.score,
-            pair=None if j.pair is None else PairOut.model_construct(**j.pair.__dict__))
-
-
-class ScoreResponse(BaseModel):
-    results: list[ScoreResult]
-    model: str = Field(description="The judge model that scored the items.")
-    judge: str = Field(description="The judge profile used.")
-
-
-class StreamDone(BaseModel):
-    """The last line of a streamed /score answer; a stream that ends without it is incomplete."""
-
-    done: Literal[True] = True
-    items: int = Field(description="Items in the request; one result line was sent for each.")
-    statuses: dict[str, int] = Field(description="Result lines per status.")
-    model: str
-    judge: str
-
-
-# The streamed answer (stream: true): one ScoreResult per line, in completion order, then one StreamDone.
-STREAM_RESPONSE = {"content": {"application/x-ndjson": {"schema": {
-    "description": "One JSON object per line: a ScoreResult for each item as it is decided (duplicates and cache "
-                   "hits first), then a StreamDone line. Without the StreamDone line the stream is incomplete.",
-    "anyOf": [{"$ref": "#/components/schemas/ScoreResult"}, {"$ref": "#/components/schemas/StreamDone"}]}}}}
 
 
 class ErrorDetail(BaseModel):

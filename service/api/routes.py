@@ -7,15 +7,8 @@ from fastapi.responses import StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.api.dependencies import JSON_BODY
-from service.api.protocol import (
-    ERROR_RESPONSES,
-    STREAM_RESPONSE,
-    JudgeInfo,
-    JudgesResponse,
-    ScoreRequest,
-    ScoreResponse,
-    VersionResponse,
-)
+from service.api.protocol import ERROR_RESPONSES, JudgeInfo, JudgesResponse, ScoreRequest, VersionResponse
+from service.api.results import STREAM_RESPONSE, ScoreResponse
 from service.api.serving import serving
 from service.engine.base import EngineDead
 

@@ -25,19 +25,14 @@ from fastapi import Request
 
 from service.api.admission import Admission
 from service.api.errors import ApiError, ClientClosed, ErrorCode
-from service.api.protocol import (
-    JudgeBuild,
-    ScoreRequest,
-    ScoreResponse,
-    ScoreResult,
-    StreamDone,
-    VersionResponse,
-)
+from service.api.protocol import JudgeBuild, ScoreRequest, VersionResponse
+from service.api.results import ScoreResponse, ScoreResult, StreamDone
 from service.config import Settings
 from service.engine.base import JudgeEngine
 from service.judge.cascade import why_no_direct
 from service.judge.prob import why_no_prob
 from service.judge.profiles import Profile
+from service.judge.rubric import RubricMap
 from service.judge.scalar import PairMap, normalize_groups
 from service.judge.scorer import Scorer
 from service.judge.types import ItemNote, ItemResult, JudgeOptions, Judgment, ScoreItem
@@ -80,15 +75,26 @@ class ScoringService:
         is admitted before this returns, so a 429 or 503 is still an ordinary error answer."""
         opts, timeout_s = self.options(body)
         items = body.to_items()
-        pairs = PairMap([i.is_pair for i in body.items]) if body.has_pairs else None
+        # An item that is more than one judgment: a pair (two scores), a rubric (its criteria). The plan maps
+        # the judged sub-items back to the items.
+        plan: PairMap | RubricMap | None = None
+        if body.has_pairs:
+            plan = PairMap([i.is_pair for i in body.items])
+        elif opts.profile.rubric_strategy is not None:
+            plan = RubricMap(items, body.rubrics(), opts.profile.rubric_strategy, body.aggregation or "weighted",
+                             self.settings.max_rubric_criteria)
+            items = plan.flat
         if body.stream:
             decided: asyncio.Queue[ItemResult] = asyncio.Queue()
-            on_result = decided.put_nowait if pairs is None else pairs.streaming(decided.put_nowait)
+            on_result = decided.put_nowait if plan is None else plan.streaming(decided.put_nowait)
+            if isinstance(plan, RubricMap):
+                for r in plan.decided_now():  # refused rubrics: at once
+                    decided.put_nowait(r)
             work = self._start(request, items, opts, timeout_s, on_result=on_result)
-            return self._lines(request, items, opts, work, decided, pairs)
+            return self._lines(request, items, opts, work, decided, plan)
         results = await self.score(request, items, opts, timeout_s)
-        if pairs is not None:
-            results = pairs.merge(results)
+        if plan is not None:
+            results = plan.merge(results)
         if body.normalize == "group":
             results = normalize_groups(results, items, [i.group for i in body.items])
         return ScoreResponse.model_construct(results=[ScoreResult.from_result(r) for r in results],
@@ -135,10 +141,12 @@ class ScoringService:
         """A /score request's options and deadline, checked against this server's profiles, engine and
         settings; raises a 422 envelope naming the field."""
         settings = self.settings
-        profile = self.profile(body.judge)
-        if len(body.items) > settings.max_items_per_request:
+        profile = self._rubric_judge(body, self.profile(body.judge))
+        n = len(body.items) + sum(i.is_pair for i in body.items)  # a pair is two responses to score
+        if n > settings.max_items_per_request:
+            pairs = " (a pair counts as two)" if n > len(body.items) else ""
             raise ApiError(ErrorCode.invalid_request,
-                           f"{len(body.items)} items exceeds the limit of {settings.max_items_per_request}", "items")
+                           f"{n} items{pairs} exceeds the limit of {settings.max_items_per_request}", "items")
         self._check_kind(profile)
         if profile.scalar:
             self._check_scalar(body, profile)
@@ -188,11 +196,41 @@ class ScoringService:
         """A trainer endpoint's options: the profile's defaults and the trainer endpoints' deadline."""
         profile = self.profile(judge)
         self._check_kind(profile)
+        if profile.rubric_strategy is not None:
+            raise ApiError(ErrorCode.invalid_request, f"judge {profile.name!r} judges rubrics, and this route carries "
+                           "none: send rubric items to /score or /verify", "judge")
         self._check_reward_mode(profile, reward_mode)
         opts = JudgeOptions.from_profile(profile, reward_mode=reward_mode,
                                          probe=self.settings.verdict_prob and not profile.scalar,
                                          priority=self.priority(None, items))
         return opts, self.settings.trainer_timeout_s
+
+    def _rubric_judge(self, body: ScoreRequest, profile: Profile) -> Profile:
+        """The profile that judges this request's rubrics: the asked one, or the one it names for the asked
+        ``rubric_strategy``; a 422 for rubric options a profile cannot take."""
+        strategy = body.rubric_strategy
+        if profile.rubric_strategy is None:
+            for field, given in (("rubric", body.has_rubrics), ("rubric_strategy", strategy is not None),
+                                 ("aggregation", body.aggregation is not None)):
+                if given:
+                    raise ApiError(ErrorCode.invalid_request, f"judge {profile.name!r} does not judge rubrics; pick "
+                                   "a rubric judge (GET /judges: rubric), e.g. rubric-criterion or rubric-holistic",
+                                   field)
+            return profile
+        if strategy is not None and strategy != profile.rubric_strategy:
+            partner = profile.rubric_partners.get(strategy)
+            if partner is None:
+                raise ApiError(ErrorCode.invalid_request, f"judge {profile.name!r} judges rubrics "
+                               f"{profile.rubric_strategy} and names no {strategy} judge ([rubric] {strategy})",
+                               "rubric_strategy")
+            profile = self.profile(partner)
+        if profile.rubric_strategy == "holistic" and body.aggregation is not None:
+            raise ApiError(ErrorCode.invalid_request, f"judge {profile.name!r} rates the whole rubric at once "
+                           "(holistic): there are no per-criterion verdicts to aggregate", "aggregation")
+        if body.mode != "judge":
+            raise ApiError(ErrorCode.invalid_request, f"mode {body.mode!r} checks a final answer against a reference; "
+                           "a rubric is judged criterion by criterion (mode judge)", "mode")
+        return profile
 
     @property
     def runner(self) -> str:
@@ -306,7 +344,13 @@ class ScoringService:
         if name in self._warned_unused:
             return
         n = sum(ItemNote.reference_unused in r.notes for r in results)
-        if n:
+        if n and opts.profile.scalar:
+            self._warned_unused.add(name)
+            log.warning("judge %r is a scalar reward model and is never shown references: %d of %d items on %s "
+                        "carried one, which it ignored (logged once per judge; libra_references_unused_total "
+                        "counts every item; request %s)", name, n, len(results), request.url.path,
+                        getattr(request.state, "request_id", "-"))
+        elif n:
             self._warned_unused.add(name)
             log.warning("judge %r ignores references: %d of %d items on %s carried one and the judge was not "
                         "shown it (its profile's reference is 'unused'). To use them, pick a profile that shows "
@@ -316,11 +360,11 @@ class ScoringService:
 
     async def _lines(self, request: Request, items: list[ScoreItem], opts: JudgeOptions,
                      work: asyncio.Task[list[ItemResult]], decided: asyncio.Queue[ItemResult],
-                     pairs: PairMap | None = None) -> AsyncIterator[bytes]:
+                     plan: PairMap | RubricMap | None = None) -> AsyncIterator[bytes]:
         """A streamed answer: each result as an NDJSON line the moment it is decided, then the final line.
         Once the stream has begun nothing is dropped: if the engine dies, every item not yet sent gets
         an ``error`` line and the final line still comes. A client that left just ends it."""
-        n = len(items) if pairs is None else len(pairs.slots)  # result lines: one per item (a pair is one)
+        n = len(items) if plan is None else len(plan.slots)  # result lines: one per item (a pair, a rubric: one)
         model, judge = self.engine.model_name, opts.profile.name
         sent: set[int] = set()
         statuses: Counter = Counter()
@@ -351,8 +395,8 @@ class ScoringService:
             failure = work.exception()
             if failure is not None:
                 for i in range(n):
-                    if i not in sent:
-                        item = items[i if pairs is None else pairs.slots[i][0]]
+                    if i not in sent and (plan is None or plan.slots[i]):  # (a refused rubric was sent first)
+                        item = items[i if plan is None else plan.slots[i][0]]
                         ignored = item.has_reference and not opts.uses_reference
                         yield line(ItemResult(i, item.id, Judgment.from_exception(failure),
                                               notes=(ItemNote.reference_unused,) if ignored else ()))

@@ -121,7 +121,7 @@ class Preparer:
                 continue
             prep.response = shown
             renderer = self.assets.renderer(p, has_ref and p.shows_reference)
-            jobs.append((prep, renderer, renderer.texts(item.question, shown, item.reference)))
+            jobs.append((prep, renderer, renderer.texts(item.question, shown, item.reference, item.criterion)))
         encoded = await self._encode_distinct([t for _, _, texts in jobs for t in texts])
         for prep, renderer, texts in jobs:
             self._fit(prep, renderer, renderer.assemble([encoded[t] for t in texts]), opts, need)
@@ -134,7 +134,7 @@ class Preparer:
         The response as sent (what the judge is shown follows from it and the profile); the reference
         only where the profile shows it."""
         reference = item.reference if opts.profile.shows_reference else None
-        return judgment_key(self.model_name, *opts.key_parts(), item.question, item.response, reference)
+        return judgment_key(self.model_name, *opts.key_parts(), item.question, item.response, reference, item.criterion)
 
     @staticmethod
     def refused_by_policy(item: ScoreItem, opts: JudgeOptions) -> Judgment | None:
@@ -196,7 +196,7 @@ class Preparer:
                         "(reward policy truncated = 'answer_seen': the judge must see the final answer)"))
                 prep.response = response
         if opts.return_prompt:
-            prep.prompt = renderer.fill(item.question, prep.response, item.reference)
+            prep.prompt = renderer.fill(item.question, prep.response, item.reference, item.criterion)
         if prep.early is None:
             prep.ids = ids
 
@@ -215,7 +215,7 @@ class Preparer:
             if keep < 16:
                 return None
             response = cut_text(prep.response, ends, keep, mode)
-            ids = renderer.render(item.question, response, item.reference)
+            ids = renderer.render(item.question, response, item.reference, item.criterion)
             if len(ids) <= limit:
                 return ids, response, kept_ranges(len(prep.response), ends, keep, mode)
             over += len(ids) - limit

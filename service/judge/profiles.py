@@ -49,6 +49,10 @@ in the code. Fields (see the shipped files for examples):
   ``[score]``, ``[force]``, ``[sampling]``, ``[cascade]``, ``think_end``, reference); its reward is the
   model's raw score. A server runs the engine of its default judge's kind (a scalar one on vLLM's
   pooling runner) and refuses requests for a profile of the other kind.
+- ``[rubric]``: a judge of rubric criteria (``service/judge/rubric.py``): ``strategy`` ``per_criterion`` (the
+  prompt's ``{criterion}`` is one criterion; one judgment each) or ``holistic`` (``{criterion}`` is the whole
+  list; one rating); ``per_criterion`` / ``holistic`` name the profile a request's ``rubric_strategy`` switches
+  to. Only a rubric profile may use ``{criterion}``, and it must.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ REFERENCE_MODES = ("required", "optional", "unused")
 TRUNCATE_MODES = ("none", "head", "tail", "middle")
 RESPONSE_INPUTS = ("full", "final_answer", "last_line")
 KINDS = ("generative", "scalar")
+RUBRIC_STRATEGIES = ("per_criterion", "holistic")
 # What a scalar profile may hold (everything else describes a verdict it never gives).
 _SCALAR_FIELDS = {"kind", "description", "origin", "messages", "prompt", "chat_template", "input", "policy"}
 # Fields that say where a profile came from or what it is called, not how it prompts or reads a verdict;
@@ -107,6 +112,8 @@ class Profile:
     direct_first: bool = False  # [cascade]: a direct verdict first, thinking only where it is unsure
     direct_threshold: float = 0.9  # [cascade]: the best label's probability at which a direct verdict stands
     kind: str = "generative"  # KINDS: a judge that writes a verdict, or a scalar reward model's one number
+    rubric_strategy: str | None = None  # [rubric] strategy: per_criterion | holistic (None: not a rubric judge)
+    rubric_partners: dict[str, str] = field(default_factory=dict)  # [rubric]: strategy -> the profile for it
 
     @property
     def scalar(self) -> bool:
@@ -176,6 +183,8 @@ class Profile:
         return {
             "name": self.name,
             "kind": self.kind,
+            "rubric": None if self.rubric_strategy is None else {"strategy": self.rubric_strategy,
+                                                                 **self.rubric_partners},
             "description": self.description,
             "reference": self.reference,
             "origin": self.origin,
@@ -235,6 +244,10 @@ def parse_profile(name: str, path: Path) -> Profile:
         score = data.get("score")
         inputs = data.get("input", {})
         cascade = data.get("cascade", {})
+        rubric = dict(data.get("rubric", {}))
+        if set(rubric) - {"strategy", *RUBRIC_STRATEGIES}:
+            raise ProfileError(f"judge profile {path}: unknown [rubric] field(s) "
+                               f"{sorted(set(rubric) - {'strategy', *RUBRIC_STRATEGIES})}")
         unknown = set(cascade) - {"trust_rule", "direct_open", "direct_first", "direct_threshold"}
         if unknown:
             raise ProfileError(f"judge profile {path}: unknown [cascade] field(s) {sorted(unknown)}")
@@ -263,6 +276,8 @@ def parse_profile(name: str, path: Path) -> Profile:
             direct_first=bool(cascade.get("direct_first", False)),
             direct_threshold=float(cascade.get("direct_threshold", 0.9)),
             kind=kind,
+            rubric_strategy=rubric.get("strategy"),
+            rubric_partners={k: str(v) for k, v in rubric.items() if k in RUBRIC_STRATEGIES},
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ProfileError(f"judge profile {path}: {exc}") from exc
@@ -305,6 +320,10 @@ def _validate(p: Profile, path: Path) -> None:
     for needed in ("{question}", "{response}"):
         if needed not in text:
             fail(f"the prompt never uses {needed}")
+    if p.rubric_strategy is not None and p.rubric_strategy not in RUBRIC_STRATEGIES:
+        fail(f"[rubric] strategy must be one of {RUBRIC_STRATEGIES}, not {p.rubric_strategy!r}")
+    if (p.rubric_strategy is not None) != ("{criterion}" in text):
+        fail("a rubric judge ([rubric] strategy) shows {criterion} in its prompt, and only a rubric judge does")
     if p.reference == "unused" and "{reference" in text:
         fail("reference is 'unused' but the prompt shows it")
     for choice in p.force_choices:
@@ -327,8 +346,8 @@ def _validate_scalar(p: Profile, fail) -> None:
     for needed in ("{question}", "{response}"):
         if needed not in text:
             fail(f"the prompt never uses {needed}")
-    if "{reference" in text:
-        fail("a scalar reward model is never shown a reference")
+    if "{reference" in text or "{criterion}" in text:
+        fail("a scalar reward model is never shown a reference or a rubric")
     if p.messages and p.messages[-1]["content"].strip() != "{response}":
         fail("a scalar profile's last message is the response being scored ('{response}'), as a reward model "
              "reads the conversation up to the end of the response")

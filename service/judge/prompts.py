@@ -29,7 +29,7 @@ from typing import Any
 
 # Private-use code points: no chat template or profile text contains them.
 _OPEN, _CLOSE = "\ue000", "\ue001"
-FIELDS = ("question", "response", "reference")
+FIELDS = ("question", "response", "reference", "criterion")  # criterion: a rubric's (judge/rubric.py)
 _FIELD_RE = re.compile(r"\{(" + "|".join(FIELDS) + r")\}")
 _SENTINEL_RE = re.compile(_OPEN + "(" + "|".join(FIELDS) + ")" + _CLOSE)
 
@@ -117,7 +117,8 @@ class PromptRenderer:
     ``messages`` is a list of ``{"role", "content"}`` dicts rendered with the tokenizer's chat template;
     or ``raw_prompt`` is a plain-text prompt
     used as is (for judges trained on a raw format). Either may contain the fields ``{question}``,
-    ``{response}`` and ``{reference}``; nothing else is interpreted.
+    ``{response}``, ``{reference}`` and ``{criterion}`` (a rubric's criterion, or its list of criteria);
+    nothing else is interpreted.
 
     Two steps, so a request's spans can be encoded in one batch: ``texts(...)`` gives the strings to
     encode, ``assemble(ids)`` the prompt from their ids; ``render(...)`` does both for one item.
@@ -164,9 +165,10 @@ class PromptRenderer:
                 return whole
         return span
 
-    def texts(self, question: str, response: str, reference: str | None = None) -> list[str]:
+    def texts(self, question: str, response: str, reference: str | None = None, criterion: str | None = None
+              ) -> list[str]:
         """The strings this prompt needs encoded: its spans that hold fields, with the values filled in."""
-        values = {"question": question, "response": response, "reference": reference or ""}
+        values = _values(question, response, reference, criterion)
         return [p.fill(values) for p in self._parts if isinstance(p, _Span)]
 
     def assemble(self, encoded: Sequence[Sequence[int]]) -> list[int]:
@@ -181,14 +183,16 @@ class PromptRenderer:
                 ids.extend(part)
         return ids
 
-    def render(self, question: str, response: str, reference: str | None = None) -> list[int]:
-        return self.assemble(self.encoder.encode_batch(self.texts(question, response, reference)))
+    def render(self, question: str, response: str, reference: str | None = None, criterion: str | None = None
+               ) -> list[int]:
+        return self.assemble(self.encoder.encode_batch(self.texts(question, response, reference, criterion)))
 
-    def fill(self, question: str, response: str, reference: str | None = None) -> list[dict[str, str]]:
+    def fill(self, question: str, response: str, reference: str | None = None, criterion: str | None = None
+             ) -> list[dict[str, str]]:
         """The prompt as chat messages with the fields filled in (before the chat template), for people
         and SFT data; a raw-prompt judge's prompt is one user message. One pass: a field's value that
         contains ``{response}`` stays as written."""
-        values = {"question": question, "response": response, "reference": reference or ""}
+        values = _values(question, response, reference, criterion)
 
         def sub(text: str) -> str:
             return _FIELD_RE.sub(lambda m: values[m.group(1)], text)
@@ -196,6 +200,10 @@ class PromptRenderer:
         if self._raw_prompt is not None:
             return [{"role": "user", "content": sub(self._raw_prompt)}]
         return [{"role": m["role"], "content": sub(m["content"])} for m in self._messages]
+
+
+def _values(question: str, response: str, reference: str | None, criterion: str | None) -> dict[str, str]:
+    return {"question": question, "response": response, "reference": reference or "", "criterion": criterion or ""}
 
 
 def _split_at_added_tokens(text: str, tokenizer: Any) -> list[tuple[str, str | None]]:

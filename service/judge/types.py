@@ -28,6 +28,7 @@ class ItemStatus(StrEnum):
     invalid = "invalid"  # the item cannot be judged as given (e.g. the profile needs a reference)
     no_answer = "no_answer"  # the response has no final answer the profile can find (no engine call)
     degenerate = "degenerate"  # the response is a repetition loop (reward policy max_repetition; no engine call)
+    partial = "partial"  # a rubric item some of whose criteria the judge could not decide; components keep the rest
     error = "error"  # the engine failed this item; retrying it may succeed
 
 
@@ -50,6 +51,7 @@ class ScoreItem:
     response: str
     reference: str | None = None
     id: str | None = None
+    criterion: str | None = None  # a rubric's criterion (per_criterion) or its list of criteria (holistic)
 
     @property
     def has_reference(self) -> bool:
@@ -199,6 +201,7 @@ class Judgment:
     verify_agrees: bool | None = None  # did the judge and the check agree (both gave a verdict: modes both, hybrid)?
     verdict_prob: float | None = None  # mean probability of the best-rewarded label over the samples
     pair: PairScores | None = None  # a pair item: both halves (its reward is P(chosen > rejected))
+    components: list | None = None  # a rubric item: its criteria's parts (judge/rubric.py Component), in order
     score: float | None = None  # a scalar reward model's raw score (the reward is it, or its sigmoid: reward_mode prob)
 
     @classmethod

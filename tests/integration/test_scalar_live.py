@@ -210,3 +210,23 @@ def test_the_launch_refuses_a_model_of_the_wrong_kind(qwen_world, rm_world, whic
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("libra-serve: model ") and says in last and str(model) in last
+
+
+def test_the_verl_and_trl_adapters_pass_the_raw_score(rm_server, reference, monkeypatch):
+    """verl's naive reward manager and TRL's reward function, through our adapters, as the contract tests
+    run them against the judge (tests/contracts/test_verl.py, test_trl.py)."""
+    import importlib
+
+    from loadtest.verl_calls import naive_manager
+
+    monkeypatch.setenv("LIBRA_URL", rm_server.url)
+    want = [reference(conversation(i["question"], i["response"])) for i in ITEMS[:2]]
+    verl = importlib.reload(importlib.import_module("libra_client.verl"))
+    rows = [("openai/gsm8k", i["response"], "", {"question": i["question"]}) for i in ITEMS[:2]]
+    rewards, extra = naive_manager(verl.compute_score, rows)
+    assert rewards == pytest.approx(want, rel=1e-4, abs=1e-3) and extra["judge_status"] == ["ok", "ok"]
+    from libra_client.trl import libra_reward_sync
+
+    out = libra_reward_sync(prompts=[i["question"] for i in ITEMS[:2]], completions=[i["response"] for i in ITEMS[:2]],
+                            completion_ids=[[1], [1]])
+    assert out == pytest.approx(want, rel=1e-4, abs=1e-3)
