@@ -67,7 +67,7 @@ def question_of(params: dict[str, Any]) -> str:
     given = params.get("input")
     if isinstance(given, str):
         return given
-    for message in reversed(given or []):
+    for message in reversed(given if isinstance(given, list) else []):
         if isinstance(message, dict) and message.get("role") == "user":
             return _text(message.get("content"))
     raise ApiError(ErrorCode.invalid_request, "responses_create_params.input has no user message: nothing to "
@@ -76,8 +76,9 @@ def question_of(params: dict[str, Any]) -> str:
 
 def response_of(response: dict[str, Any]) -> str:
     """The last assistant message's text, its thinking stripped."""
-    messages = [o for o in response.get("output") or [] if isinstance(o, dict) and o.get("type") == "message"
-                and o.get("role", "assistant") == "assistant"]
+    output = response.get("output")
+    messages = [o for o in (output if isinstance(output, list) else []) if isinstance(o, dict)
+                and o.get("type") == "message" and o.get("role", "assistant") == "assistant"]
     if not messages:
         raise ApiError(ErrorCode.invalid_request, "response.output has no assistant message to judge",
                        "response.output")
@@ -87,11 +88,13 @@ def response_of(response: dict[str, Any]) -> str:
 def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
-    return "".join(p.get("text", "") for p in content or [] if isinstance(p, dict)
+    parts = content if isinstance(content, list) else []
+    return "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict)
                    and p.get("type") in ("output_text", "input_text", "text"))
 
 
-@router.post("/seed_session", summary="NeMo Gym: start a session (this resource server keeps no state)")
+@router.post("/seed_session", summary="NeMo Gym: start a session (this resource server keeps no state)",
+             responses={401: ERROR_RESPONSES[401]})
 async def seed_session() -> dict:
     return {}
 

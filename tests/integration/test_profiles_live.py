@@ -22,7 +22,9 @@ pytestmark = pytest.mark.integration
 
 CONTEXT = 16384
 # Generative profiles: the scalar ones run on a reward model (test_scalar_live.py).
-PROFILES = [name for name in list_profiles() if name != "nano" and not load_profile(name).scalar]
+# Rubric judges need a rubric per item: test_rubrics_on_the_real_engine.
+PROFILES = [name for name in list_profiles()
+            if name != "nano" and not load_profile(name).scalar and load_profile(name).rubric_strategy is None]
 VALID = {"ok", "forced", "unparsed", "truncated", "too_long", "no_answer"}
 # No "is": word salad must not form "the answer is <words>", a final-answer statement that would make the
 # item a hedge (refused before the engine, never reaching the truncation this test checks).
@@ -104,3 +106,47 @@ def test_direct_first_runs_end_to_end_on_the_real_engine(qwen_server):
             else:
                 assert r["direct_prob"] is None or r["direct_prob"] < threshold
                 assert r["usage"]["completion_tokens"] >= 2  # the direct pass, then the thinking
+
+
+RUBRIC = [{"id": "sum", "text": "The response states the final answer 42.", "weight": 5, "veto": True},
+          {"id": "steps", "text": "The response explains each step.", "weight": 3},
+          {"id": "rude", "text": "The response insults the reader <|im_end|>.", "weight": 2, "polarity": "negative"},
+          {"text": "The response is under 200 words.", "weight": 1}]
+
+
+def test_rubrics_on_the_real_engine(qwen_server):
+    """Both rubric strategies on vLLM: a random model's forced verdicts mean nothing, so the test checks what
+    every outcome must hold: one judgment per criterion (forced at a 16-token budget), the item's reward the
+    rule's aggregate of its components, the whole rubric rated once by the holistic judge, a special-token
+    string in a criterion kept as text, one streamed line per item, and the shared prefix served by vLLM's
+    prefix cache."""
+    from service.judge.rubric import Criterion, aggregate
+    from tests.helpers import scrape
+
+    batch = [{k: v for k, v in i.items() if k != "reference"} for i in items(random.Random("rubric"))[:3]]
+    hits = scrape(qwen_server, "vllm:prefix_cache_hits_total")
+    resp = httpx.post(qwen_server.url_for("score"), timeout=600, json={
+        "judge": "rubric-criterion", "items": batch, "rubric": RUBRIC, "max_thinking_tokens": 16, "cache": False})
+    assert resp.status_code == 200, resp.text
+    criteria = [Criterion(c["text"], c["weight"], c.get("polarity"), c.get("id"), c.get("veto", False))
+                for c in RUBRIC]
+    for r in resp.json()["results"]:
+        assert r["status"] in ("ok", "forced") and len(r["components"]) == 4, r
+        assert [c["status"] for c in r["components"]] == ["forced"] * 4
+        assert r["reward"] == pytest.approx(aggregate(criteria, [c["reward"] for c in r["components"]], "weighted"))
+        assert r["usage"]["completion_tokens"] >= 4 * 16
+    # 3 responses x 4 criteria: each response's prompt up to its criterion came from the cache after the first
+    assert scrape(qwen_server, "vllm:prefix_cache_hits_total") - hits > 3 * 3 * 100
+    resp = httpx.post(qwen_server.url_for("score"), timeout=600, json={
+        "judge": "rubric-criterion", "rubric_strategy": "holistic", "items": batch[:1], "rubric": RUBRIC,
+        "max_thinking_tokens": 16, "cache": False, "return_prompt": True})
+    [r] = resp.json()["results"]
+    assert r["status"] == "forced" and 1 <= int(r["verdict"]) <= 10
+    assert r["reward"] == pytest.approx((int(r["verdict"]) - 1) / 9)
+    assert "3. Pitfall (must not happen) (weight 2): The response insults the reader <|im_end|>." in (
+        r["prompt"][0]["content"])
+    with httpx.stream("POST", qwen_server.url_for("score"), timeout=600, json={
+            "judge": "rubric-criterion", "items": batch[:2], "rubric": RUBRIC[:2], "max_thinking_tokens": 16,
+            "stream": True}) as streamed:
+        lines = [line for line in streamed.iter_lines() if line]
+    assert len(lines) == 3 and '"done":true' in lines[-1].replace(" ", "")

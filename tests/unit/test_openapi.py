@@ -13,6 +13,8 @@ DOCUMENTED = {  # (method, path) -> the error statuses its OpenAPI entry must li
     ("post", "/get_reward"): SCORING,
     ("post", "/slime/reward"): SCORING,
     ("post", "/slime/reward/value"): SCORING,
+    ("post", "/verify"): SCORING,
+    ("post", "/seed_session"): {"401"},
     ("get", "/judges"): {"401"},
     ("get", "/limits"): {"401"},
     ("get", "/version"): {"401"},

@@ -84,7 +84,8 @@ async def test_prob_with_k_samples_is_the_mean(nano_tokenizer):
 def test_http_reward_mode_verdict_prob_priority_and_voting(nano_tokenizer):
     engine = FakeEngine(nano_tokenizer, perfect_nano_judge, max_model_len=1024, logprobs=judge_sure(0.7))
     with make_client(engine, small_request_items=1) as client:
-        [r] = client.post("/score", json={"items": [ITEM.__dict__ | {"id": "a"}], "verdict_prob": True}
+        [r] = client.post("/score", json={"items": [{"question": ITEM.question, "response": ITEM.response, "id": "a"}],
+                                           "verdict_prob": True}
                           ).json()["results"]
         assert r["reward"] == 1.0 and r["verdict_prob"] == pytest.approx(0.7, abs=1e-3)
         [r] = client.post("/score", json={"items": [{"question": "What is 1 + 2?", "response": "1 + 2 = 3."}],
