@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: install deploy-tools serve test lint loadtest throughput nano-eval nano-train rl-demo nano-policy clean install-check image-cpu-check \
-	rule-first direct-first scalar-bench \
+	rule-first direct-first scalar-bench rubric-bench \
 	package-check throughput-check docs-check
 
 install: $(STAMP)
@@ -106,6 +106,11 @@ direct-first: install
 # flags (e.g. --preset small, where the engine rather than the front end sets the pace).
 scalar-bench: install
 	$(PY) loadtest/scalar_bench.py --items 512 --rounds 3 --out docs/results/scalar-bench.json $(SCALAR_BENCH_ARGS)
+
+# Rubric strategies on one server in the Qwen-vocabulary world: per_criterion (criterion last, shared prefix)
+# against criterion_first (separate prompts) and holistic; 256 items x 8 criteria, 3 interleaved rounds.
+rubric-bench: install
+	$(PY) loadtest/rubric_bench.py --items 256 --criteria 8 --rounds 3 --out docs/results/rubric-bench.json
 
 # Rebuild the nano policy's starting checkpoint (seeded SFT; nano/policy.py says how long). CI never does this.
 nano-policy: install

@@ -55,7 +55,11 @@ def _question(extra_info: dict | None) -> str:
 def _item(solution_str: str, ground_truth: Any, extra_info: dict | None) -> dict:
     scalar = ground_truth is None or isinstance(ground_truth, str | int | float | bool)
     ref = ground_truth if scalar else str(ground_truth)  # the server turns a scalar into text
-    return {"question": _question(extra_info), "response": solution_str, "reference": ref}
+    item = {"question": _question(extra_info), "response": solution_str, "reference": ref}
+    rubric = (extra_info or {}).get("rubric")
+    if isinstance(rubric, list | tuple):  # a rubric judge's criteria, as the data set carries them (RaR's rows)
+        item["rubric"] = [dict(c) for c in rubric]
+    return item
 
 
 def _result(result) -> dict[str, Any] | float:
@@ -64,7 +68,20 @@ def _result(result) -> dict[str, Any] | float:
     if os.environ.get("LIBRA_VERL_RETURN", "dict") == "float":
         return score
     return {"score": score, "judge_status": result.status, "judge_verdict": result.verdict or "",
-            "judge_forced": float(result.status == "forced"), "judge_failed": float(result.reward is None)}
+            "judge_forced": float(result.status == "forced"), "judge_failed": float(result.reward is None),
+            **_rubric_info(result.raw.get("components"))}
+
+
+def _rubric_info(components: list[dict] | None) -> dict[str, float]:
+    """A rubric item's parts as keys every sample has (verl's reward loop takes the keys from the first sample
+    and reads them from every other): the share of criteria met, pitfalls committed, a failed veto; 0.0 for
+    an item without a rubric. Each criterion's own verdict is in the result's components (rubric ids differ
+    from prompt to prompt, so they cannot be keys)."""
+    decided = [c for c in components or () if c.get("reward") is not None]
+    good = [c["reward"] if c["polarity"] == "positive" else 1.0 - c["reward"] for c in decided]
+    return {"rubric_met": sum(g >= 0.5 for g in good) / len(good) if good else 0.0,
+            "rubric_pitfalls": float(sum(c["polarity"] == "negative" and c["reward"] >= 0.5 for c in decided)),
+            "rubric_veto_failed": float(any(c["veto"] and g < 0.5 for c, g in zip(decided, good, strict=True)))}
 
 
 def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,

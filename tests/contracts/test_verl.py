@@ -61,7 +61,8 @@ def test_batch_manager_keeps_one_key_set_across_ok_and_failed_samples(verl_adapt
     rewards, extra = batch_manager(verl_adapter.compute_score_batch, rows)
     assert rewards[:2] == [1.0, 0.0] and extra["judge_status"][2] == "degenerate"
     assert extra["judge_failed"] == [0.0, 0.0, 1.0] and validation_lengths_hold(extra, 3)
-    assert set(extra) == {"score", "judge_status", "judge_verdict", "judge_forced", "judge_failed"}
+    assert set(extra) == {"score", "judge_status", "judge_verdict", "judge_forced", "judge_failed", "rubric_met",
+                          "rubric_pitfalls", "rubric_veto_failed"}
 
 
 def test_reward_loop_awaits_the_async_form(verl_adapter):

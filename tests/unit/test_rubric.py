@@ -233,3 +233,23 @@ def test_verify_marks_an_undecided_rubric_as_a_judge_failure(client):
 def test_verify_pays_a_refused_response_nothing_without_calling_it_a_failure(client):
     got = client.post("/verify", json=gym_request("apples " * 300, rubric=RUBRIC)).json()
     assert got["reward"] == 0.0 and "_ng_failure_class" not in got and got["libra"]["status"] == "degenerate"
+
+
+def test_verls_reward_manager_gets_the_rubrics_parts_as_keys_every_sample_has(engine, monkeypatch):
+    """verl's naive reward manager through our adapter: the rubric rides in extra_info (as RaR's data keeps it);
+    the parts come back as keys that every sample has, rubric or not (verl reads the first sample's keys)."""
+    import importlib
+
+    from loadtest.verl_calls import naive_manager
+    from tests.helpers import AppServer, build_app_for
+
+    with AppServer(build_app_for(engine, judge="rubric-criterion")) as server:
+        monkeypatch.setenv("LIBRA_URL", server.url)
+        verl = importlib.reload(importlib.import_module("libra_client.verl"))
+        rows = [("rar", "42 apples, idiot", None, {"question": "How many apples?", "rubric": RUBRIC}),
+                ("rar", "no idea", None, {"question": "How many apples?", "rubric": [{**RUBRIC[0], "veto": True}]}),
+                ("rar", "42", None, {"question": "How many apples?"})]
+        rewards, extra = naive_manager(verl.compute_score, rows)
+    assert rewards == pytest.approx([(5 + 3 - 2) / 8, 0.0, 0.0])
+    assert extra["rubric_met"] == pytest.approx([2 / 3, 0.0, 0.0]) and extra["rubric_pitfalls"] == [1.0, 0.0, 0.0]
+    assert extra["rubric_veto_failed"] == [0.0, 1.0, 0.0] and extra["judge_status"] == ["ok", "ok", "invalid"]
