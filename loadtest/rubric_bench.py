@@ -117,15 +117,20 @@ def main(argv: list[str] | None = None) -> int:
         model = str(build("tiny", tmp / "qwen-world"))
     judges = criterion_first_profile(tmp / "judges")
     rubric = [{"id": i, "text": t, "weight": w, "polarity": p, "veto": v} for i, t, w, p, v in CRITERIA[:args.criteria]]
-    items = unique_items(random.Random(20261208), args.items, pad=True)
+    # Fresh items for every run: vLLM's prefix cache outlives a run, and a run on items judged before would
+    # read the earlier run's prompts from it.
+    rng = random.Random(20261208)
+    fresh = unique_items(rng, args.items * (1 + args.rounds) * len(STRATEGIES), pad=True)
+    batches = iter(fresh[k:k + args.items] for k in range(0, len(fresh), args.items))
     flags = ["--model", model, "--judge", "rubric-criterion", "--judges-dir", str(judges), *args.engine_args.split()]
     rows: list[dict] = []
     with ServerProcess(flags, log_path=args.logs / "rubric-bench.log",
                        env={"LIBRA_ADMISSION_BUDGET": str(4 * args.items * args.criteria)}) as server:
-        asyncio.run(run(server.url, "per_criterion", items[:8], rubric, args.budget))  # warm-up
+        for strategy in STRATEGIES:  # warm-up: every strategy once, on items of its own
+            asyncio.run(run(server.url, strategy, next(batches)[:32], rubric, args.budget))
         for round_no in range(args.rounds):
             for strategy in STRATEGIES:
-                row = asyncio.run(run(server.url, strategy, items, rubric, args.budget))
+                row = asyncio.run(run(server.url, strategy, next(batches), rubric, args.budget))
                 row["round"] = round_no + 1
                 rows.append(row)
                 print(json.dumps(row), flush=True)
