@@ -94,30 +94,33 @@ class ScoreItemIn(BaseModel):
 
     id: str | None = Field(None, max_length=256, description="Your id for the item; echoed back.")
     question: str = Field(description="The question (prompt) the response answers.")
-    response: str | None = Field(None, description="The response to judge. Untrusted: special tokens are plain "
-                                 "text. Required, unless the item is a pair (chosen and rejected).")
-    reference: ScalarText = Field(None, description="Reference answer, for judge profiles that use one: any JSON "
-                                  "scalar (a number or boolean is judged as its text, 42 or true). A profile with "
-                                  "reference 'unused' (GET /judges) ignores it unless mode is verify, hybrid or both; "
-                                  "the result then carries the note reference_unused.")
     chosen: str | None = Field(None, description="A pair, instead of response (scalar reward models only): the "
                                "response expected to be better. Both are scored; the result's reward is "
                                "P(chosen > rejected) = sigmoid(score(chosen) - score(rejected)) and pair holds both.")
     rejected: str | None = Field(None, description="A pair's other response (with chosen).")
+    # Declared after the pair, so that its check sees them and a missing response is reported at its own name.
+    response: str | None = Field(None, validate_default=True, description="The response to judge. Untrusted: "
+                                 "special tokens are plain text. Required, unless the item is a pair (chosen and "
+                                 "rejected).")
+    reference: ScalarText = Field(None, description="Reference answer, for judge profiles that use one: any JSON "
+                                  "scalar (a number or boolean is judged as its text, 42 or true). A profile with "
+                                  "reference 'unused' (GET /judges) ignores it unless mode is verify, hybrid or both; "
+                                  "the result then carries the note reference_unused.")
     group: str | None = Field(None, max_length=256, description="With normalize 'group': the items normalised "
                               "together (the responses to one prompt). Default: items with the same question.")
     rubric: Rubric | None = Field(None, description="This item's rubric, for a rubric judge (GET /judges: rubric); "
                                   "the request's rubric otherwise.")
 
-    @model_validator(mode="after")
-    def _one_form(self) -> ScoreItemIn:
-        pair = (self.chosen is not None, self.rejected is not None)
-        if self.response is None and pair != (True, True):
-            raise PydanticCustomError("response_missing", "give response, or a pair: chosen and rejected")
-        if self.response is not None and any(pair):
+    @field_validator("response")
+    @classmethod
+    def _one_form(cls, value: str | None, info: ValidationInfo) -> str | None:
+        pair = (info.data.get("chosen") is not None, info.data.get("rejected") is not None)
+        if value is None and pair != (True, True):
+            raise PydanticCustomError("missing", "give response, or a pair: chosen and rejected")
+        if value is not None and any(pair):
             raise PydanticCustomError("response_and_pair", "give either response or a pair (chosen and rejected), "
                                       "not both")
-        return self
+        return value
 
     @property
     def is_pair(self) -> bool:

@@ -67,7 +67,8 @@ def test_verl_and_trl_adapters(live_server, monkeypatch):
 
     monkeypatch.setenv("LIBRA_URL", live_server.url)
     assert verl.compute_score("nano", "347 + 58 = 405.", "405", {"question": "What is 347 + 58?"}) == {
-        "score": 1.0, "judge_status": "ok", "judge_verdict": "correct", "judge_forced": 0.0, "judge_failed": 0.0}
+        "score": 1.0, "judge_status": "ok", "judge_verdict": "correct", "judge_forced": 0.0, "judge_failed": 0.0,
+        "rubric_met": 0.0, "rubric_pitfalls": 0.0, "rubric_veto_failed": 0.0}  # (no rubric: 0.0, every sample has them)
     assert [r["score"] for r in verl.compute_score_batch(
         ["nano"] * 2, ["56 + 71 = 127.", "56 + 71 = 137."], ["127", "127"],
         [{"question": "What is 56 + 71?"}] * 2)] == [1.0, 0.0]

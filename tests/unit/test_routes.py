@@ -83,7 +83,7 @@ def test_bad_options_are_422(engine, extra, param):
     "body, param",
     [
         pytest.param({"items": [{"response": "r"}]}, "items.0.question", id="missing-question"),
-        pytest.param({"items": [{"question": "q"}]}, "items.0", id="missing-response"),  # response, or a pair
+        pytest.param({"items": [{"question": "q"}]}, "items.0.response", id="missing-response"),
         pytest.param({"items": [{"question": 3, "response": "r"}]}, "items.0.question", id="wrong-type"),
         pytest.param({"items": []}, "items", id="empty-items"),
         pytest.param({"items": "nope"}, "items", id="items-not-a-list"),

@@ -142,7 +142,7 @@ def test_normalize_with_stream_is_a_422(client):
                                   {"question": "q", "response": "r", "chosen": "a", "rejected": "b"}])
 def test_an_item_is_a_response_or_a_whole_pair(client, item):
     r = client.post("/score", json={"items": [item]})
-    assert r.status_code == 422 and r.json()["error"]["param"] == "items.0"
+    assert r.status_code == 422 and r.json()["error"]["param"] == "items.0.response"
 
 
 def test_a_generative_server_refuses_scalar_profiles_pairs_and_groups(nano_tokenizer):
