@@ -35,6 +35,7 @@ from service.judge.profiles import Profile
 from service.judge.rubric import RubricMap
 from service.judge.scalar import PairMap, normalize_groups
 from service.judge.scorer import Scorer
+from service.judge.subitems import SubItems
 from service.judge.types import ItemNote, ItemResult, JudgeOptions, Judgment, ScoreItem
 from service.judge.verifier import VerifyPool
 from service.lifecycle import Lifecycle
@@ -77,7 +78,7 @@ class ScoringService:
         items = body.to_items()
         # An item that is more than one judgment: a pair (two scores), a rubric (its criteria). The plan maps
         # the judged sub-items back to the items.
-        plan: PairMap | RubricMap | None = None
+        plan: SubItems | None = None
         if body.has_pairs:
             plan = PairMap([i.is_pair for i in body.items])
         elif opts.profile.rubric_strategy is not None:
@@ -87,9 +88,8 @@ class ScoringService:
         if body.stream:
             decided: asyncio.Queue[ItemResult] = asyncio.Queue()
             on_result = decided.put_nowait if plan is None else plan.streaming(decided.put_nowait)
-            if isinstance(plan, RubricMap):
-                for r in plan.decided_now():  # refused rubrics: at once
-                    decided.put_nowait(r)
+            for r in plan.decided_now() if plan is not None else ():  # items with nothing to judge: at once
+                decided.put_nowait(r)
             work = self._start(request, items, opts, timeout_s, on_result=on_result)
             return self._lines(request, items, opts, work, decided, plan)
         results = await self.score(request, items, opts, timeout_s)
@@ -344,23 +344,22 @@ class ScoringService:
         if name in self._warned_unused:
             return
         n = sum(ItemNote.reference_unused in r.notes for r in results)
-        if n and opts.profile.scalar:
-            self._warned_unused.add(name)
-            log.warning("judge %r is a scalar reward model and is never shown references: %d of %d items on %s "
-                        "carried one, which it ignored (logged once per judge; libra_references_unused_total "
-                        "counts every item; request %s)", name, n, len(results), request.url.path,
-                        getattr(request.state, "request_id", "-"))
-        elif n:
-            self._warned_unused.add(name)
-            log.warning("judge %r ignores references: %d of %d items on %s carried one and the judge was not "
-                        "shown it (its profile's reference is 'unused'). To use them, pick a profile that shows "
-                        "the reference (libra-ref for libra) or mode hybrid/verify (/score, LIBRA_MODE); this is "
-                        "logged once per judge, libra_references_unused_total counts every item (request %s)",
-                        name, n, len(results), request.url.path, getattr(request.state, "request_id", "-"))
+        if not n:
+            return
+        self._warned_unused.add(name)
+        if opts.profile.scalar:
+            why = "it is a scalar reward model, never shown references"
+        else:
+            why = ("its profile's reference is 'unused'. To use them, pick a profile that shows the reference "
+                   "(libra-ref for libra) or mode hybrid/verify (/score, LIBRA_MODE)")
+        log.warning("judge %r ignores references: %d of %d items on %s carried one and the judge was not shown it "
+                    "(%s); this is logged once per judge, libra_references_unused_total counts every item "
+                    "(request %s)", name, n, len(results), request.url.path, why,
+                    getattr(request.state, "request_id", "-"))
 
     async def _lines(self, request: Request, items: list[ScoreItem], opts: JudgeOptions,
                      work: asyncio.Task[list[ItemResult]], decided: asyncio.Queue[ItemResult],
-                     plan: PairMap | RubricMap | None = None) -> AsyncIterator[bytes]:
+                     plan: SubItems | None = None) -> AsyncIterator[bytes]:
         """A streamed answer: each result as an NDJSON line the moment it is decided, then the final line.
         Once the stream has begun nothing is dropped: if the engine dies, every item not yet sent gets
         an ``error`` line and the final line still comes. A client that left just ends it."""
@@ -395,7 +394,7 @@ class ScoringService:
             failure = work.exception()
             if failure is not None:
                 for i in range(n):
-                    if i not in sent and (plan is None or plan.slots[i]):  # (a refused rubric was sent first)
+                    if i not in sent and (plan is None or plan.slots[i]):  # (one with nothing to judge was sent first)
                         item = items[i if plan is None else plan.slots[i][0]]
                         ignored = item.has_reference and not opts.uses_reference
                         yield line(ItemResult(i, item.id, Judgment.from_exception(failure),

@@ -76,11 +76,6 @@ class Scored:
     score: float
 
 
-# What the engine runs the model as (vLLM's runner): a generative judge generates; a scalar reward model
-# (a sequence classifier with one label) only scores. A server runs one of them (judge/profiles.py: kind).
-RUNNERS = ("generate", "pooling")
-
-
 class EngineError(RuntimeError):
     """The engine failed this call (the engine itself may still be healthy)."""
 
@@ -98,7 +93,9 @@ class JudgeEngine(Protocol):
     max_model_len: int | None  # the context length prompts and outputs must fit (None: unbounded)
     seeded_sampling: bool  # False where a per-request seed is unsafe (the service refuses seeds there)
     scheduling_policy: str  # "fcfs" or "priority" (vLLM's --scheduling-policy): whether priorities apply
-    runner: str  # RUNNERS: "generate" (generate works) or "pooling" (only classify works)
+    # What the engine runs the model as (vLLM's runner): "generate" (generate works) or "pooling" (a scalar reward
+    # model, a one-label sequence classifier: only classify works). A server runs one (judge/profiles.py: kind).
+    runner: str
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingSpec, request_id: str) -> Generation:
         """Generate ``sampling.n`` completions; cancelling the awaiting task aborts the request."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from service.engine.base import (
@@ -73,19 +74,13 @@ class FakeEngine:
             raise EngineError("VLLMValidationError: This model does not support generation")
         if self._fixed is not None and not sampling.choices and len(self._fixed.token_ids) <= sampling.max_tokens:
             return Generation(prompt_tokens=len(prompt_token_ids), completions=[self._fixed] * sampling.n)
-        if self.record:
-            self.calls.append(list(prompt_token_ids))
-            self.specs.append(sampling)
-            self.request_ids.append(request_id)
+        self._record(prompt_token_ids, sampling, request_id)
         if self.max_model_len is not None and len(prompt_token_ids) + sampling.max_tokens > self.max_model_len:
             # Stricter than vLLM (which refuses only a prompt that leaves no room at all): every request
             # the scorer sends must fit its prompt and its whole output budget in the context.
             raise EngineError(f"the prompt's {len(prompt_token_ids)} tokens and max_tokens {sampling.max_tokens} "
                               f"exceed the model's context of {self.max_model_len} tokens")
-        self.running.add(request_id)
-        try:
-            if self.delay_s:
-                await asyncio.sleep(self.delay_s)
+        async with self._running(request_id):
             prompt = self.tokenizer.decode(prompt_token_ids, skip_special_tokens=False)
             completions = []
             for i in range(sampling.n):
@@ -104,30 +99,34 @@ class FakeEngine:
                 completions.append(Completion(text=text, token_ids=tuple(ids), finish_reason=finish,
                                               first_logprobs=first))
             return Generation(prompt_tokens=len(prompt_token_ids), completions=completions)
-        except asyncio.CancelledError:
-            self.aborted.append(request_id)
-            raise
-        finally:
-            self.running.discard(request_id)
 
     async def classify(self, prompt_token_ids: list[int], request_id: str, priority: int = 0) -> Scored:
         if self.dead:
             raise EngineDead("fake engine is dead")
         if self._score is None:
             raise EngineError("VLLMValidationError: classify is not supported by this model (a generative one)")
-        if self.record:
-            self.calls.append(list(prompt_token_ids))
-            self.specs.append(SamplingSpec(max_tokens=0, priority=priority))
-            self.request_ids.append(request_id)
+        self._record(prompt_token_ids, SamplingSpec(max_tokens=0, priority=priority), request_id)
         if self.max_model_len is not None and len(prompt_token_ids) > self.max_model_len:
             raise EngineError(f"the prompt's {len(prompt_token_ids)} tokens exceed the model's context of "
                               f"{self.max_model_len} tokens")
+        async with self._running(request_id):
+            return Scored(len(prompt_token_ids), float(self._score(
+                self.tokenizer.decode(prompt_token_ids, skip_special_tokens=False))))
+
+    def _record(self, prompt_token_ids: list[int], spec: SamplingSpec, request_id: str) -> None:
+        if self.record:
+            self.calls.append(list(prompt_token_ids))
+            self.specs.append(spec)
+            self.request_ids.append(request_id)
+
+    @asynccontextmanager
+    async def _running(self, request_id: str):
+        """A request in flight: counted as running, delayed by ``delay_s``, recorded as aborted if cancelled."""
         self.running.add(request_id)
         try:
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
-            return Scored(len(prompt_token_ids), float(self._score(
-                self.tokenizer.decode(prompt_token_ids, skip_special_tokens=False))))
+            yield
         except asyncio.CancelledError:
             self.aborted.append(request_id)
             raise

@@ -60,7 +60,6 @@ class VllmEngine:
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingSpec, request_id: str) -> Generation:
         from vllm import SamplingParams, TokensPrompt
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
-        from vllm.v1.engine.exceptions import EngineDeadError
 
         params = SamplingParams(
             n=sampling.n,
@@ -72,21 +71,9 @@ class VllmEngine:
             output_kind=RequestOutputKind.FINAL_ONLY,  # one message per request, not per token
             structured_outputs=StructuredOutputsParams(choice=list(sampling.choices)) if sampling.choices else None,
         )
-        final = None
-        try:
-            # AsyncLLM.generate aborts the engine request itself when this task is cancelled.
-            async for out in self._llm.generate(TokensPrompt(prompt_token_ids=prompt_token_ids), params, request_id,
-                                                priority=sampling.priority):
-                final = out
-        except EngineDeadError as exc:
-            raise EngineDead(str(exc) or "vLLM engine is dead") from exc
-        # CancelledError is a BaseException, so it passes through here and vLLM aborts the request.
-        except Exception as exc:  # EngineGenerateError and request validation errors
-            if self._llm.errored:
-                raise EngineDead(str(exc) or "vLLM engine is dead") from exc
-            raise EngineError(f"{type(exc).__name__}: {exc}") from exc
-        if final is None:
-            raise EngineError("engine returned no output")
+        # AsyncLLM.generate aborts the engine request itself when this task is cancelled.
+        final = await self._final(self._llm.generate(TokensPrompt(prompt_token_ids=prompt_token_ids), params,
+                                                     request_id, priority=sampling.priority))
         completions = [
             Completion(text=c.text, token_ids=tuple(c.token_ids), finish_reason=c.finish_reason,
                        first_logprobs={t: lp.logprob for t, lp in c.logprobs[0].items()} if c.logprobs else None)
@@ -99,27 +86,35 @@ class VllmEngine:
         off (vLLM's default applies a sigmoid; verl's reward client turns it off the same way, and the
         service applies the sigmoid itself where a probability is asked for)."""
         from vllm import PoolingParams, TokensPrompt
-        from vllm.v1.engine.exceptions import EngineDeadError
 
         params = PoolingParams(task="classify", use_activation=False)
-        final = None
-        try:
-            async for out in self._llm.encode(TokensPrompt(prompt_token_ids=prompt_token_ids), params, request_id,
-                                              priority=priority):
-                final = out
-        except EngineDeadError as exc:
-            raise EngineDead(str(exc) or "vLLM engine is dead") from exc
-        except Exception as exc:
-            if self._llm.errored:
-                raise EngineDead(str(exc) or "vLLM engine is dead") from exc
-            raise EngineError(f"{type(exc).__name__}: {exc}") from exc
-        if final is None:
-            raise EngineError("engine returned no output")
+        final = await self._final(self._llm.encode(TokensPrompt(prompt_token_ids=prompt_token_ids), params,
+                                                   request_id, priority=priority))
         data = final.outputs.data
         if data.numel() != 1:  # the launch admits only one-label classifiers; say so if one slips through
             raise EngineError(f"the model's classification head gave {data.numel()} values; a scalar reward model "
                               "gives one")
         return Scored(prompt_tokens=len(final.prompt_token_ids or prompt_token_ids), score=float(data.reshape(-1)[0]))
+
+    async def _final(self, outputs: AsyncIterator[Any]) -> Any:
+        """The last output of one engine request's stream (``generate`` or ``encode``), its failures mapped:
+        ``EngineDead`` when the engine died, ``EngineError`` for this request alone. CancelledError is a
+        BaseException, so it passes through and vLLM aborts the request."""
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        final = None
+        try:
+            async for out in outputs:
+                final = out
+        except EngineDeadError as exc:
+            raise EngineDead(str(exc) or "vLLM engine is dead") from exc
+        except Exception as exc:  # EngineGenerateError and request validation errors
+            if self._llm.errored:
+                raise EngineDead(str(exc) or "vLLM engine is dead") from exc
+            raise EngineError(f"{type(exc).__name__}: {exc}") from exc
+        if final is None:
+            raise EngineError("engine returned no output")
+        return final
 
     async def abort(self, request_ids: list[str]) -> None:
         await self._llm.abort(request_ids)

@@ -32,10 +32,11 @@ no reward and the decided parts in its components: never a silent 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from service.judge.types import VERDICT_STATUSES, ItemResult, ItemStatus, Judgment, ScoreItem, Usage
+from service.judge.subitems import SubItems, combined
+from service.judge.types import VERDICT_STATUSES, ItemResult, ItemStatus, Judgment, ScoreItem
 
 AGGREGATIONS = ("weighted", "mean", "min", "all", "any")
 POLARITIES = ("positive", "negative")
@@ -127,63 +128,35 @@ def aggregate(criteria: Sequence[Criterion], values: Sequence[float], how: str) 
     raise ValueError(f"aggregation must be one of {AGGREGATIONS}, not {how!r}")
 
 
-class RubricMap:
+class RubricMap(SubItems):
     """A request's items expanded for the scorer and merged back: per_criterion, one sub-item per criterion
     (the criterion last in the prompt, so a response's criteria share its prefix in vLLM's cache); holistic,
-    one sub-item per item with the whole list. Items whose rubric is refused are decided here."""
+    one sub-item per item with the whole list. Items whose rubric is refused have none: decided now."""
 
     def __init__(self, items: Sequence[ScoreItem], rubrics: Sequence[Sequence[Criterion] | None], strategy: str,
                  how: str, limit: int):
+        super().__init__()
         self.strategy, self.how = strategy, how
         self.rubrics = [list(r or ()) for r in rubrics]
         self.items = list(items)
         self.flat: list[ScoreItem] = []
-        self.slots: list[tuple[int, ...]] = []
         self.refused: dict[int, str] = {}
-        self.owner: dict[int, int] = {}
         for index, (item, given, rubric) in enumerate(zip(items, rubrics, self.rubrics, strict=True)):
             why = ("the item has no rubric, and the request none for it" if given is None
                    else rubric_error(rubric, limit))
             if why is not None:
                 self.refused[index] = why
-                self.slots.append(())
+                self._add(0)
                 continue
             texts = [c.text for c in rubric] if strategy == "per_criterion" else [holistic_text(rubric)]
-            start = len(self.flat)
             self.flat += [replace(item, criterion=t) for t in texts]
-            self.slots.append(tuple(range(start, len(self.flat))))
-            for f in self.slots[-1]:
-                self.owner[f] = index
-
-    def decided_now(self) -> list[ItemResult]:
-        """The refused items' results (known before any judging)."""
-        return [self._refused(i) for i in sorted(self.refused)]
-
-    def merge(self, flat: list[ItemResult]) -> list[ItemResult]:
-        return [self._refused(i) if i in self.refused else self._result(i, [flat[f] for f in slot])
-                for i, slot in enumerate(self.slots)]
-
-    def streaming(self, emit: Callable[[ItemResult], None]) -> Callable[[ItemResult], None]:
-        seen: dict[int, ItemResult] = {}
-
-        def on_flat(r: ItemResult) -> None:
-            seen[r.index] = r
-            index = self.owner[r.index]
-            if all(f in seen for f in self.slots[index]):
-                emit(self._result(index, [seen[f] for f in self.slots[index]]))
-
-        return on_flat
-
-    def _refused(self, index: int) -> ItemResult:
-        item = self.items[index]
-        return ItemResult(index, item.id, Judgment(ItemStatus.invalid, message=self.refused[index]))
+            self._add(len(texts))
 
     def _result(self, index: int, parts: list[ItemResult]) -> ItemResult:
         item, rubric = self.items[index], self.rubrics[index]
-        usage = Usage(sum(p.judgment.usage.prompt_tokens for p in parts),
-                      sum(p.judgment.usage.completion_tokens for p in parts))
-        notes = tuple(dict.fromkeys(n for p in parts for n in p.notes))
-        cached = all(p.cached for p in parts)
+        if index in self.refused:
+            return ItemResult(index, item.id, Judgment(ItemStatus.invalid, message=self.refused[index]))
+        usage, notes, cached = combined(parts)
         prompt = parts[0].prompt if len(parts) == 1 else None
         if self.strategy == "holistic":
             [part] = parts

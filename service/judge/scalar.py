@@ -22,59 +22,35 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 from service.judge.judging import sigmoid
-from service.judge.types import ItemResult, ItemStatus, Judgment, PairScores, ScoreItem, Usage
+from service.judge.subitems import SubItems, combined
+from service.judge.types import ItemResult, ItemStatus, Judgment, PairScores, ScoreItem
 
 GROUP_EPS = 1e-4  # TRL GRPO's epsilon under the group's std
 
 
-class PairMap:
+class PairMap(SubItems):
     """The flat items of a request (a pair is two: chosen, then rejected) mapped back to its items."""
 
     def __init__(self, is_pair: Sequence[bool]):
-        self.slots: list[tuple[int, ...]] = []
-        self.owner: dict[int, int] = {}  # flat index -> item index
-        flat = 0
-        for index, pair in enumerate(is_pair):
-            slot = (flat, flat + 1) if pair else (flat,)
-            self.slots.append(slot)
-            for f in slot:
-                self.owner[f] = index
-            flat += len(slot)
+        super().__init__()
+        for pair in is_pair:
+            self._add(2 if pair else 1)
 
-    def merge(self, flat: list[ItemResult]) -> list[ItemResult]:
-        """One result per item, in order."""
-        return [self._result(index, [flat[f] for f in slot]) for index, slot in enumerate(self.slots)]
-
-    def streaming(self, emit: Callable[[ItemResult], None]) -> Callable[[ItemResult], None]:
-        """An ``on_result`` for the flat items that emits each item's result once all its halves are in."""
-        seen: dict[int, ItemResult] = {}
-
-        def on_flat(r: ItemResult) -> None:
-            seen[r.index] = r
-            index = self.owner[r.index]
-            slot = self.slots[index]
-            if all(f in seen for f in slot):
-                emit(self._result(index, [seen[f] for f in slot]))
-
-        return on_flat
-
-    @staticmethod
-    def _result(index: int, halves: list[ItemResult]) -> ItemResult:
-        if len(halves) == 1:
-            return replace(halves[0], index=index)
-        return pair_result(index, *halves)
+    def _result(self, index: int, parts: list[ItemResult]) -> ItemResult:
+        if len(parts) == 1:
+            return replace(parts[0], index=index)
+        return pair_result(index, *parts)
 
 
 def pair_result(index: int, chosen: ItemResult, rejected: ItemResult) -> ItemResult:
     """A pair's result from its halves' results."""
     c, r = chosen.judgment, rejected.judgment
     pair = PairScores(c.score, r.score, c.status, r.status)
-    usage = Usage(c.usage.prompt_tokens + r.usage.prompt_tokens, c.usage.completion_tokens + r.usage.completion_tokens)
-    notes = tuple(dict.fromkeys((*chosen.notes, *rejected.notes)))
+    usage, notes, cached = combined([chosen, rejected])
     if c.score is not None and r.score is not None:
         judgment = Judgment(ItemStatus.ok, reward=sigmoid(c.score - r.score), score=c.score - r.score, pair=pair,
                             usage=usage, truncated_input=c.truncated_input or r.truncated_input)
@@ -83,7 +59,7 @@ def pair_result(index: int, chosen: ItemResult, rejected: ItemResult) -> ItemRes
         name, failed = ("chosen", c) if c.score is None else ("rejected", r)
         judgment = Judgment(failed.status, pair=pair, usage=usage, truncated_input=failed.truncated_input,
                             message=f"the {name} response has no score: {failed.message or failed.status.value}")
-    return ItemResult(index, chosen.id, judgment, cached=chosen.cached and rejected.cached, notes=notes)
+    return ItemResult(index, chosen.id, judgment, cached=cached, notes=notes)
 
 
 def normalize_groups(results: list[ItemResult], items: Sequence[ScoreItem], groups: Sequence[str | None]
