@@ -83,3 +83,12 @@ def shared_client() -> tuple[LibraClient, dict[str, Any]]:
         if client is None:
             client = _clients[key] = LibraClient(urls, **kwargs)
     return client, options
+
+
+def criteria(rubric: Any) -> Any:
+    """A data set's rubric as /score takes it: each criterion a plain dict without the null fields a columnar
+    store (Arrow, Parquet) gives a row for another row's keys. Anything else goes as it is, for the server
+    to refuse with its reason."""
+    if not isinstance(rubric, list | tuple):
+        return rubric
+    return [{k: v for k, v in dict(c).items() if v is not None} if isinstance(c, dict) else c for c in rubric]

@@ -25,17 +25,24 @@ raises, so the step fails with the reason instead of running on a batch with no 
 ``log_extra`` the completions table gains each item's ``judge_status`` and ``judge_verdict``; with
 ``log_metric`` the step logs ``libra/failed`` (the share sent as ``None``), ``libra/refused`` and
 ``libra/forced`` (shares of the batch).
+
+With a rubric judge (``LIBRA_JUDGE=rubric-criterion``), a dataset column ``rubric`` gives each row's criteria
+(a list, or its JSON text: docs/rubrics.md), and the step also logs ``libra/criterion/<id>`` for each
+criterion id in the batch (the share of items that met it; a pitfall: that avoided it) and
+``libra/rubric_veto_failed``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
-from libra_client.env import _number, shared_client
+from libra_client.env import _number, criteria, shared_client
 from libra_client.messages import question_of, response_of
 
 REFERENCE_COLUMNS = ("reference", "answer", "solution", "ground_truth")
+RUBRIC_COLUMN = "rubric"  # a rubric judge's criteria per row: a list of criteria (RaR's rows too) or its JSON text
 REFUSED = frozenset({"no_answer", "degenerate", "too_long"})  # the reward policy's: the response's own doing
 
 
@@ -47,9 +54,13 @@ async def libra_reward(prompts: list[Any], completions: list[Any], log_extra: Ca
                        log_metric: Callable | None = None, **kwargs: Any) -> list[float | None]:
     refused = _number("LIBRA_FAILURE_REWARD", float, 0.0)  # read first: a bad value fails before any work
     refs = next((kwargs[c] for c in REFERENCE_COLUMNS if kwargs.get(c) is not None), None)
+    rubrics = kwargs.get(RUBRIC_COLUMN)
     items = [{"question": question_of(p), "response": response_of(c),
               "reference": None if refs is None else _reference(refs[i])}
              for i, (p, c) in enumerate(zip(prompts, completions, strict=True))]
+    if rubrics is not None:
+        for item, rubric in zip(items, rubrics, strict=True):
+            item["rubric"] = criteria(json.loads(rubric) if isinstance(rubric, str) else rubric)
     client, options = shared_client()  # the process's: every step reuses its pool and replica state
     results = await client.ascore(items, **options)
     unreached = [r for r in results if r.status == "client_error"]
@@ -64,7 +75,28 @@ async def libra_reward(prompts: list[Any], completions: list[Any], log_extra: Ca
         log_metric("libra/failed", sum(x is None for x in rewards) / len(results))
         log_metric("libra/refused", sum(r.reward is None and r.status in REFUSED for r in results) / len(results))
         log_metric("libra/forced", sum(r.status == "forced" for r in results) / len(results))
+        if rubrics is not None:
+            _log_rubric(results, log_metric)
     return rewards
+
+
+def _log_rubric(results: list, log_metric: Callable) -> None:
+    """A rubric judge's parts: per criterion id, the share of the batch's items that met it (a pitfall: that
+    avoided it), over the items where it was decided; and the share of items whose veto failed."""
+    met: dict[str, list[float]] = {}
+    vetoed = 0
+    for r in results:
+        failed_veto = False
+        for c in r.raw.get("components") or ():
+            if c.get("reward") is None:
+                continue
+            good = c["reward"] if c["polarity"] == "positive" else 1.0 - c["reward"]
+            met.setdefault(c["id"] if c.get("id") is not None else f"criterion_{c['index']}", []).append(good >= 0.5)
+            failed_veto |= c["veto"] and good < 0.5
+        vetoed += failed_veto
+    for key, values in met.items():
+        log_metric(f"libra/criterion/{key}", sum(values) / len(values))
+    log_metric("libra/rubric_veto_failed", vetoed / len(results))
 
 
 def libra_reward_sync(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:

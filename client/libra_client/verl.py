@@ -25,7 +25,7 @@ import os
 import warnings
 from typing import Any
 
-from libra_client.env import shared_client
+from libra_client.env import criteria, shared_client
 from libra_client.messages import question_of
 
 QUESTION_KEYS = ("question", "problem", "prompt", "raw_prompt")
@@ -58,7 +58,7 @@ def _item(solution_str: str, ground_truth: Any, extra_info: dict | None) -> dict
     item = {"question": _question(extra_info), "response": solution_str, "reference": ref}
     rubric = (extra_info or {}).get("rubric")
     if isinstance(rubric, list | tuple):  # a rubric judge's criteria, as the data set carries them (RaR's rows)
-        item["rubric"] = [dict(c) for c in rubric]
+        item["rubric"] = criteria(rubric)
     return item
 
 

@@ -36,6 +36,7 @@ from service.api.errors import ApiError, ErrorCode
 from service.api.protocol import ERROR_RESPONSES, CriterionIn, ScoreItemIn, ScoreRequest
 from service.api.results import ScoreResult
 from service.api.serving import serving
+from service.judge.rubric import component_key
 from service.judge.types import ItemStatus
 
 router = APIRouter()
@@ -119,8 +120,7 @@ def verify_fields(r: ScoreResult) -> dict[str, Any]:
     failure: junk is scored, not retried."""
     per_criterion = bool(r.components) and r.components[0].status is not None
     if per_criterion:
-        components = {c.id if c.id is not None else f"criterion_{c.index}": c.reward if c.reward is not None else 0.0
-                      for c in r.components}
+        components = {component_key(c.id, c.index): c.reward if c.reward is not None else 0.0 for c in r.components}
     else:
         components = {"holistic" if r.components else "judge": r.reward if r.reward is not None else 0.0}
     fields: dict[str, Any] = {"reward": r.reward if r.reward is not None else 0.0, "reward_components": components,

@@ -32,7 +32,7 @@ from service.engine.base import JudgeEngine
 from service.judge.cascade import why_no_direct
 from service.judge.prob import why_no_prob
 from service.judge.profiles import Profile
-from service.judge.rubric import RubricMap
+from service.judge.rubric import Criterion, RubricMap
 from service.judge.scalar import PairMap, normalize_groups
 from service.judge.scorer import Scorer
 from service.judge.subitems import SubItems
@@ -101,10 +101,17 @@ class ScoringService:
                                              model=self.engine.model_name, judge=opts.profile.name)
 
     async def score_items(self, request: Request, items: list[ScoreItem], judge: str | None = None,
-                          reward_mode: str = "verdict") -> list[ItemResult]:
+                          reward_mode: str = "verdict", rubrics: list[list[Criterion] | str] | None = None
+                          ) -> list[ItemResult]:
         """A trainer endpoint's items (the request has turned itself into them), scored with the
-        profile's defaults and the trainer endpoints' deadline."""
-        return await self.score(request, items, *self.default_options(judge, reward_mode, len(items)))
+        profile's defaults and the trainer endpoints' deadline. A rubric judge judges each item against its
+        entry of ``rubrics`` (a string: why the trainer's label is no rubric; the item is invalid), weighted."""
+        opts, timeout_s = self.default_options(judge, reward_mode, len(items))
+        if opts.profile.rubric_strategy is None:
+            return await self.score(request, items, opts, timeout_s)
+        plan = RubricMap(items, rubrics or [None] * len(items), opts.profile.rubric_strategy, "weighted",
+                         self.settings.max_rubric_criteria)
+        return plan.merge(await self.score(request, plan.flat, opts, timeout_s))
 
     async def score(self, request: Request, items: list[ScoreItem], opts: JudgeOptions, timeout_s: float
                     ) -> list[ItemResult]:
@@ -196,9 +203,6 @@ class ScoringService:
         """A trainer endpoint's options: the profile's defaults and the trainer endpoints' deadline."""
         profile = self.profile(judge)
         self._check_kind(profile)
-        if profile.rubric_strategy is not None:
-            raise ApiError(ErrorCode.invalid_request, f"judge {profile.name!r} judges rubrics, and this route carries "
-                           "none: send rubric items to /score or /verify", "judge")
         self._check_reward_mode(profile, reward_mode)
         opts = JudgeOptions.from_profile(profile, reward_mode=reward_mode,
                                          probe=self.settings.verdict_prob and not profile.scalar,

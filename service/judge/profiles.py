@@ -52,7 +52,8 @@ in the code. Fields (see the shipped files for examples):
 - ``[rubric]``: a judge of rubric criteria (``service/judge/rubric.py``): ``strategy`` ``per_criterion`` (the
   prompt's ``{criterion}`` is one criterion; one judgment each) or ``holistic`` (``{criterion}`` is the whole
   list; one rating); ``per_criterion`` / ``holistic`` name the profile a request's ``rubric_strategy`` switches
-  to. Only a rubric profile may use ``{criterion}``, and it must.
+  to. Only a rubric profile may use ``{criterion}``, and it must; it alone may leave ``{question}`` out, its
+  criteria carrying what is checked (``nano-rubric``).
 """
 
 from __future__ import annotations
@@ -317,7 +318,8 @@ def _validate(p: Profile, path: Path) -> None:
     if compiled.groups < 1:
         fail("verdict_pattern needs a capturing group for the label")
     text = "".join(m["content"] for m in p.messages) + (p.prompt or "")
-    for needed in ("{question}", "{response}"):
+    # A rubric judge may leave the question out: its criteria can carry what is checked (nano-rubric).
+    for needed in ("{response}",) if p.rubric_strategy is not None else ("{question}", "{response}"):
         if needed not in text:
             fail(f"the prompt never uses {needed}")
     if p.rubric_strategy is not None and p.rubric_strategy not in RUBRIC_STRATEGIES:

@@ -131,19 +131,20 @@ def aggregate(criteria: Sequence[Criterion], values: Sequence[float], how: str) 
 class RubricMap(SubItems):
     """A request's items expanded for the scorer and merged back: per_criterion, one sub-item per criterion
     (the criterion last in the prompt, so a response's criteria share its prefix in vLLM's cache); holistic,
-    one sub-item per item with the whole list. Items whose rubric is refused have none: decided now."""
+    one sub-item per item with the whole list. Items whose rubric is refused have none: decided now. A rubric
+    given as a string is the reason the caller could not read one (a trainer's label that is no rubric)."""
 
-    def __init__(self, items: Sequence[ScoreItem], rubrics: Sequence[Sequence[Criterion] | None], strategy: str,
+    def __init__(self, items: Sequence[ScoreItem], rubrics: Sequence[Sequence[Criterion] | str | None], strategy: str,
                  how: str, limit: int):
         super().__init__()
         self.strategy, self.how = strategy, how
-        self.rubrics = [list(r or ()) for r in rubrics]
+        self.rubrics = [[] if r is None or isinstance(r, str) else list(r) for r in rubrics]
         self.items = list(items)
         self.flat: list[ScoreItem] = []
         self.refused: dict[int, str] = {}
         for index, (item, given, rubric) in enumerate(zip(items, rubrics, self.rubrics, strict=True)):
             why = ("the item has no rubric, and the request none for it" if given is None
-                   else rubric_error(rubric, limit))
+                   else given if isinstance(given, str) else rubric_error(rubric, limit))
             if why is not None:
                 self.refused[index] = why
                 self._add(0)
@@ -186,3 +187,35 @@ class RubricMap(SubItems):
                      usage=usage, components=components, truncated_input=truncated,
                      message="a criterion's thinking budget ran out; its verdict was forced" if forced else None)
         return ItemResult(index, item.id, j, cached=cached, notes=notes)
+
+
+def component_key(id: str | None, index: int) -> str:
+    """A criterion's key where trainers get components by name (NeMo Gym's reward_components, slime's dict):
+    its id, else ``criterion_<index>``."""
+    return id if id is not None else f"criterion_{index}"
+
+
+RUBRIC_LOG_KEYS = ("rubric_met", "rubric_pitfalls", "rubric_veto_failed")
+
+
+def trainer_logs(components: Sequence[Component] | None) -> dict[str, float]:
+    """What a trainer logs of a rubric item, as numbers every sample has (trainers take their log keys from
+    the first sample): the share of decided criteria met (a pitfall counts as met when avoided), the
+    pitfalls committed, and 1.0 when a veto criterion failed; zeros for an item without components."""
+    decided = [(c.criterion, c.judgment.reward) for c in components or ()
+               if c.judgment is not None and c.judgment.reward is not None]
+    good = [v if c.positive else 1.0 - v for c, v in decided]
+    return {"rubric_met": sum(g >= 0.5 for g in good) / len(good) if good else 0.0,
+            "rubric_pitfalls": float(sum(not c.positive and v >= 0.5 for c, v in decided)),
+            "rubric_veto_failed": float(any(c.veto and g < 0.5 for (c, _), g in zip(decided, good, strict=True)))}
+
+
+def criteria_met(components: Sequence[Component] | None) -> dict[str, float | None]:
+    """Each criterion, by its key (``component_key``): 1.0 when met (a pitfall: avoided), 0.0 when not, None
+    when undecided."""
+    out: dict[str, float | None] = {}
+    for c in components or ():
+        v = c.judgment.reward if c.judgment is not None else None
+        out[component_key(c.criterion.id, c.index)] = (
+            None if v is None else float((v if c.criterion.positive else 1.0 - v) >= 0.5))
+    return out

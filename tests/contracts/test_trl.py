@@ -98,3 +98,24 @@ def test_the_sync_form_for_older_trl(trainer):
     out = libra_reward_sync(prompts=["What is 12 + 30?"], completions=["12 + 30 = 42."], completion_ids=[[1]],
                             trainer_state=trainer.state)
     assert out == [1.0]
+
+
+def test_a_rubric_column_through_tables_and_per_criterion_metrics(trainer, monkeypatch):
+    """A rubric column as a ``datasets`` table gives it back (every criterion with every key of the column's
+    struct, those it lacks as None), judged by the nano judge as a rubric grader (``nano-rubric``: its
+    criteria are sums), and TRL's own metric store gets one mean per criterion id."""
+    from datasets import Dataset
+
+    monkeypatch.setenv("LIBRA_JUDGE", "nano-rubric")
+    rubric = [{"id": "sum", "text": "Calculate 347 + 58.", "weight": 3, "veto": True},
+              {"id": "restated", "text": "What is 347 + 58?"}]
+    prompts = [[{"role": "user", "content": "What is 347 + 58?"}]] * 2
+    rows = list(Dataset.from_list([{"prompt": p, "rubric": rubric} for p in prompts]))
+    assert rows[0]["rubric"][1]["veto"] is None  # what the table made of the key only the first criterion has
+    completions = [[{"role": "assistant", "content": "347 + 58 = 405. The answer is 405."}],
+                   [{"role": "assistant", "content": "347 + 58 = 415. The answer is 415."}]]
+    trainer._pending_metrics.clear()
+    rewards = trainer._calculate_rewards(rows, prompts, completions, [[1]] * 2)[:, 0].tolist()
+    assert rewards == [1.0, 0.0]
+    assert trainer._pending_metrics["libra/criterion/sum"] == [0.5]
+    assert trainer._pending_metrics["libra/rubric_veto_failed"] == [0.5]

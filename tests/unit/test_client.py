@@ -261,21 +261,6 @@ def test_a_client_from_before_a_fork_refuses_in_the_child(monkeypatch):
     assert not client._thread.is_alive()
 
 
-@pytest.fixture
-def fresh_env(monkeypatch):
-    for name in ("LIBRA_URL", "LIBRA_API_KEY", "LIBRA_JUDGE", "LIBRA_MODE", "LIBRA_REWARD_MODE",
-                 "LIBRA_CLIENT_TIMEOUT_S", "LIBRA_CHUNK_SIZE", "LIBRA_MAX_CONCURRENCY", "LIBRA_MAX_THINKING_TOKENS",
-                 "LIBRA_MAX_RETRIES", "LIBRA_POLICY", "LIBRA_FAILURE_REWARD", "LIBRA_TRUST_RULE"):
-        monkeypatch.delenv(name, raising=False)
-    for client in list(libra_env._clients.values()):  # clients an earlier test's adapters left in this process
-        client.close()
-    libra_env._clients.clear()
-    yield monkeypatch
-    for client in list(libra_env._clients.values()):
-        client.close()
-    libra_env._clients.clear()
-
-
 def test_the_adapters_share_one_client_per_process(fresh_env, server):
     from libra_client import trl, verl
 

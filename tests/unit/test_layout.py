@@ -83,7 +83,7 @@ def test_nothing_below_the_http_layer_imports_it():
 
 
 def test_the_client_package_loads_no_server_dependency():
-    code = ("import sys, libra_client, libra_client.verl, libra_client.trl, libra_client.env; "
+    code = ("import sys, libra_client, libra_client.verl, libra_client.trl, libra_client.env, libra_client.slime; "
             "print(sorted({m.split('.')[0] for m in sys.modules}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT / "client").stdout

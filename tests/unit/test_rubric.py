@@ -5,7 +5,6 @@ partial, holistic, the strategy switch, streaming, dedup per criterion) and the 
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
@@ -13,6 +12,7 @@ from service.engine.base import RequestKind
 from service.engine.fake import FakeEngine
 from service.judge.rubric import Criterion, aggregate, holistic_text, rubric_error
 from tests.helpers import make_client
+from tests.rubric_support import RUBRIC, grader
 
 P, N = "positive", "negative"
 
@@ -72,19 +72,6 @@ def test_a_good_rubric_passes_and_lists_for_a_holistic_judge():
 # -- the HTTP contract on a FakeEngine ----------------------------------------------------------------------
 
 
-def grader(prompt: str, _sample: int) -> str:
-    """A grader that checks 'mentions N' criteria literally, says NO to the rest, and rates holistic prompts
-    by how many '42's the response has."""
-    response = prompt.split("[Response]\n", 1)[-1].split("\n\n[", 1)[0]
-    if "[Rubric]" in prompt:
-        return f"<think>counting</think>\nRating: {min(10, 1 + 3 * response.count('42'))}"
-    criterion = prompt.rsplit("[Criterion]\n", 1)[-1].split("<|im_end|>", 1)[0]
-    if "undecidable" in criterion:
-        return "<think>hmm</think> I cannot tell."
-    m = re.search(r"mentions (\w+)", criterion)
-    return "<think>checking</think>\n[[YES]]" if m and m.group(1) in response else "<think>checking</think>\n[[NO]]"
-
-
 @pytest.fixture
 def engine(nano_tokenizer):
     return FakeEngine(nano_tokenizer, grader, max_model_len=4096)
@@ -94,11 +81,6 @@ def engine(nano_tokenizer):
 def client(engine):
     with make_client(engine, judge="rubric-criterion") as c:
         yield c
-
-
-RUBRIC = [{"id": "answer", "text": "The response mentions 42.", "weight": 5},
-          {"id": "units", "text": "The response mentions apples.", "weight": 3},
-          {"id": "rude", "text": "The response mentions idiot.", "weight": 2, "polarity": "negative"}]
 
 
 def post(client, items, **body):
@@ -183,11 +165,6 @@ def test_holistic_is_one_rating_of_the_whole_list(client, engine):
 def test_rubric_options_a_judge_cannot_take_are_422s(client, body, field):
     r = client.post("/score", json={"items": [{"question": "q", "response": "42", "rubric": RUBRIC}]} | body)
     assert r.status_code == 422 and r.json()["error"]["param"] == field, r.text
-
-
-def test_trainer_routes_refuse_a_rubric_judge(client):
-    r = client.post("/slime/reward", json={"prompt": "q", "response": "42"})
-    assert r.status_code == 422 and "judges rubrics" in r.json()["error"]["message"]
 
 
 def test_a_rubric_item_streams_as_one_line(client):
