@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: install deploy-tools serve test lint loadtest throughput nano-eval nano-train rl-demo nano-policy clean install-check image-cpu-check \
-	rule-first direct-first scalar-bench rubric-bench \
+	rule-first direct-first nano-judge-direct direct-first-nano scalar-bench rubric-bench \
 	package-check throughput-check docs-check
 
 install: $(STAMP)
@@ -100,6 +100,20 @@ rule-first: install
 direct-first: install
 	$(PY) -m libra_eval.direct_first --url $${DIRECT_URL:?set DIRECT_URL to a server whose judge answers without thinking} \
 	  --samples 3 --out docs/results/direct-first
+
+# The nano judge retrained to answer both ways (~55 min; docs/performance.md): 500 steps of a 3,000-step
+# schedule, then 2,500 more from there; then the same measurement on a server of its own (~10 min).
+NANO_DIRECT ?= /tmp/nano-judge-direct
+nano-judge-direct: install
+	$(PY) -m nano.train --init service/models/nano-judge --direct-share 0.5 --per-example --steps 3000 --lr 1e-3 \
+	  --stop-after 501 --eval-every 250 --threads 1 --out $(NANO_DIRECT)-500
+	$(PY) -m nano.train --init $(NANO_DIRECT)-500 --direct-share 0.5 --per-example --steps 2500 --lr 7e-4 \
+	  --seed 4321 --eval-every 250 --threads 2 --out $(NANO_DIRECT)
+
+direct-first-nano: install
+	$(PY) -m libra_eval.direct_first --serve "--model $(NANO_DIRECT) --judges-dir nano/judges --judge nano-direct \
+	  --max-model-len 1024 --max-num-seqs 128" --thresholds 0.6,0.7,0.8,0.9,0.99 --samples 3 \
+	  --out docs/results/direct-first-nano
 
 # A scalar reward model through the service against vllm serve --runner pooling with verl's /classify client:
 # same random Qwen3ForSequenceClassification, same items, 3 interleaved rounds (~6 min). SCALAR_BENCH_ARGS adds

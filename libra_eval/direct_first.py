@@ -2,6 +2,8 @@
 items/s and the share decided without thinking, at several thresholds, in interleaved rounds.
 
     python -m libra_eval.direct_first --url http://judge:8000 --samples 3 --out docs/results/direct-first
+    python -m libra_eval.direct_first --serve "--model /tmp/nano-judge-direct --judges-dir nano/judges \
+        --judge nano-direct" --out docs/results/direct-first-nano      # a server of its own for the run
 
 The server's judge must be able to answer without thinking (``GET /judges``: ``can_answer_directly``
 says the profile declares how; whether the model learned to is what this measures: a Qwen3-family judge
@@ -19,10 +21,12 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from libra_client import LibraClient
+from libra_eval.runner import service
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = {"nano held-out": ROOT / "nano" / "heldout.jsonl", "nano bench": ROOT / "nano" / "libra_bench_nano.jsonl"}
@@ -109,7 +113,10 @@ def plot(table: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--url", required=True, help="a running libra-serve whose judge answers without thinking")
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="a running libra-serve whose judge answers without thinking")
+    where.add_argument("--serve", metavar="ARGS", help="start libra-serve with these arguments for the run, e.g. "
+                       "'--model /tmp/nano-judge-direct --judges-dir nano/judges --judge nano-direct'")
     ap.add_argument("--judge", help="judge profile (default: the server's)")
     ap.add_argument("--max-thinking-tokens", type=int, help="the thinking pass's budget (default: the profile's)")
     ap.add_argument("--thresholds", default="0.8,0.9,0.95,0.99")
@@ -123,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = [float(t) for t in args.thresholds.split(",")]
     extra = {k: v for k, v in (("judge", args.judge), ("max_thinking_tokens", args.max_thinking_tokens)) if v}
     table: dict[str, dict] = {}
-    with LibraClient(args.url, chunk_size=64, max_concurrency=8) as client:
+    with tempfile.TemporaryDirectory() as logs, service(args.url or "", None, args.url is None, args.serve or "",
+                                                        Path(logs)) as target, \
+            LibraClient(target.url, chunk_size=64, max_concurrency=8) as client:
         sets = {p.stem: p for p in args.data} if args.data else SETS
         for name, path in sets.items():
             print(f"{name}: {path.name}", flush=True)

@@ -1,16 +1,16 @@
 """Train the bundled nano judge from scratch on the small world's synthetic judging data.
 
     python -m nano.train --out service/models/nano-judge
-    python -m nano.train --init service/models/nano-judge --direct-share 0.5 --steps 1000 --lr 5e-4 \
-        --out /tmp/nano-judge-direct                     # an attempt at a judge that also answers directly
+    make nano-judge-direct                                # a judge that also answers directly (two runs)
 
 With ``--direct-share``, that share of the examples is judged the way Qwen3 answers with
 ``enable_thinking: false``: after the generation prompt comes an empty thinking block and the verdict
 alone (``<think>\n\n</think>\n\n\boxed{correct}``). The loss is on the verdict only: the service writes
 the empty block itself (the profile's ``[cascade] direct_open``), and a judge trained to write it would
-learn to skip its thinking. The saved chat template switches thinking off as Qwen3's does. Measured
-(docs/performance.md, "Direct-first judging"): the nano judge did not learn it in the runs tried (its
-direct verdicts stayed at chance, never sure), so no such checkpoint is bundled.
+learn to skip its thinking. The saved chat template switches thinking off as Qwen3's does. By token, a
+direct example's verdict weighs about 1/60 of a thinking example; ``--per-example`` weighs them alike
+(``example_loss``). What it learned, and the cascade measured with it: docs/performance.md, "Direct-first
+judging"; its profile is nano/judges/nano-direct.toml.
 
 Seeded and deterministic on a given machine; about 40 minutes on 2 CPU cores with the defaults. The
 prompt is rendered by the service's own PromptRenderer with the ``nano`` judge profile, so the model is
@@ -102,16 +102,19 @@ class Batcher:
             target = self.tok.encode(world.judge_output(item), add_special_tokens=False) + [self.eos]
         return prompt + target, [-100] * len(prompt) + target
 
-    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [self.example(world.make_item(self.rng, "train"), self.rng.random() < self.direct_share)
-                for _ in range(size)]
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rows, direct = [], []
+        for _ in range(size):  # the item, then its coin: the draws in the order the bundled judge was trained with
+            item = world.make_item(self.rng, "train")
+            direct.append(self.rng.random() < self.direct_share)
+            rows.append(self.example(item, direct[-1]))
         width = max(len(ids) for ids, _ in rows)
         ids = torch.full((size, width), self.pad, dtype=torch.long)
         labels = torch.full((size, width), -100, dtype=torch.long)
         for i, (x, y) in enumerate(rows):
             ids[i, : len(x)] = torch.tensor(x)
             labels[i, : len(y)] = torch.tensor(y)
-        return ids, labels
+        return ids, labels, torch.tensor(direct)
 
 
 @torch.no_grad()
@@ -154,6 +157,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--init", type=Path, help="start from this checkpoint instead of random weights")
     ap.add_argument("--direct-share", type=float, default=0.0,
                     help="share of examples judged without thinking (Qwen3's enable_thinking: false)")
+    ap.add_argument("--per-example", action="store_true",
+                    help="the loss per example, then averaged over the batch: a direct example's verdict weighs "
+                         "as much as a whole thinking example (by token, it weighs ~1/60: example_loss)")
+    ap.add_argument("--save-every", type=int, default=0, help="also save the checkpoint every N steps")
+    ap.add_argument("--stop-after", type=int, default=0, help="stop after N steps (the schedule is still --steps')")
     args = ap.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -188,28 +196,49 @@ def main(argv: list[str] | None = None) -> None:
     model.train()
     t0 = time.time()
     ema = None
-    for step in range(args.steps):
+    for step in range(args.stop_after or args.steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
-        ids, labels = batcher.batch(args.batch)
-        loss = model(input_ids=ids, labels=labels).loss
+        ids, labels, direct = batcher.batch(args.batch)
+        loss = (example_loss(model, ids, labels, direct) if args.per_example
+                else model(input_ids=ids, labels=labels).loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
-        if step % 50 == 0 or step == args.steps - 1:
+        if step % 50 == 0 or step == (args.stop_after or args.steps) - 1:
             print(f"step {step} loss {ema:.4f} lr {lr_at(step):.2e} {time.time() - t0:.0f}s", flush=True)
         if args.eval_every and step and step % args.eval_every == 0:
             acc = greedy_accuracy(model, tokenizer, renderer, probe)
             direct = (", " + direct_report(direct_probs(model, tokenizer, renderer, probe), probe)
                       if args.direct_share else "")
             print(f"step {step} probe greedy accuracy {acc:.3f}{direct}", flush=True)
+        if args.save_every and step and step % args.save_every == 0:
+            save(model, tokenizer, args, n_params, None, step)
 
     acc = greedy_accuracy(model, tokenizer, renderer, probe)
     print(f"final probe greedy accuracy {acc:.3f} after {time.time() - t0:.0f}s", flush=True)
     if args.direct_share:
         print("final " + direct_report(direct_probs(model, tokenizer, renderer, probe), probe), flush=True)
+    save(model, tokenizer, args, n_params, acc, args.stop_after or args.steps)
+
+
+def example_loss(model, ids: torch.Tensor, labels: torch.Tensor, direct: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy per example, then averaged over the examples: a thinking example's is the mean over its
+    tokens, a direct example's the sum over its few (in effect its one deciding token: the label's first; the
+    rest follow from it), so a direct verdict weighs as much as a whole thinking example."""
+    logits = model(input_ids=ids).logits[:, :-1]
+    target = labels[:, 1:]
+    per_token = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=-100, reduction="none"
+    ).view(target.shape)
+    counted = torch.where(direct, torch.ones_like(direct, dtype=torch.long), (target != -100).sum(dim=1).clamp(min=1))
+    return (per_token.sum(dim=1) / counted).mean()
+
+
+def save(model, tokenizer, args, n_params: int, acc: float | None, step: int) -> None:
+    if args.direct_share:
         tokenizer.chat_template = DIRECT_CHAT_TEMPLATE
     tmp = args.out.with_name(args.out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -221,10 +250,11 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer.save_pretrained(tmp)
     (tmp / "training.json").write_text(json.dumps({**vars(args), "out": str(args.out), "params": n_params,
                                                    "init": None if args.init is None else str(args.init),
-                                                   "probe_accuracy": acc}, indent=2) + "\n")
+                                                   "probe_accuracy": acc, "saved_at_step": step},
+                                                  indent=2) + "\n")
     shutil.rmtree(args.out, ignore_errors=True)
     tmp.rename(args.out)
-    print(f"saved to {args.out}")
+    print(f"saved to {args.out} at step {step}", flush=True)
 
 
 if __name__ == "__main__":
