@@ -66,6 +66,14 @@ class ProfileAssets:
         budget the bytes, or the verdict is cut mid-word."""
         return max(len(c.encode("utf-8")) for c in p.force_choices) + 1
 
+    @staticmethod
+    def choice_by_first_char(p: Profile) -> dict[str, str] | None:
+        """first character -> choice, when the choices begin with different characters (``correct}`` /
+        ``incorrect}``, ``YES]]`` / ``NO]]``): a constrained decoder's first token then names the choice, and
+        the rest of it is forced, so a direct verdict needs one generated token. None otherwise."""
+        firsts = {c[:1]: c for c in p.force_choices}
+        return firsts if len(firsts) == len(p.force_choices) and "" not in firsts else None
+
     def force_overhead(self, p: Profile) -> int:
         """Tokens a forced verdict appends (closing marker, prefix, longest choice)."""
         if p.key not in self._force_overheads:

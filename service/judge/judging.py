@@ -133,16 +133,19 @@ class ItemJudge:
 
     async def _direct(self, ids: list[int], opts: JudgeOptions) -> Sample | None:
         """The verdict without thinking: the judge's no-thinking opening, the force prefix, then one of
-        the profile's choices, greedy, with the labels' probabilities at its first token. None when the
-        request failed (the thinking judgment then decides)."""
+        the profile's choices, greedy, with the labels' probabilities at its first token. Where the choices
+        begin with different characters, that first token alone is generated: it names the choice, whose
+        rest the constraint would force. None when the request failed (the thinking judgment then decides)."""
         p = opts.profile
-        spec = SamplingSpec(max_tokens=self.assets.choice_room(p), temperature=0.0, choices=p.force_choices,
-                            logprobs=TOP_LOGPROBS, priority=opts.priority)
+        by_first = self.assets.choice_by_first_char(p)
+        spec = SamplingSpec(max_tokens=1 if by_first else self.assets.choice_room(p), temperature=0.0,
+                            choices=p.force_choices, logprobs=TOP_LOGPROBS, priority=opts.priority)
         gen, _ = await self.generate(ids + self.assets.direct_ids(p), spec, RequestKind.direct)
         if gen is None:
             return None
         c = gen.completions[0]
-        text = (p.direct_open or "") + (p.force_prefix or "") + c.text
+        written = c.text if by_first is None else by_first.get(c.text[:1], c.text)
+        text = (p.direct_open or "") + (p.force_prefix or "") + written
         verdict = parse_verdict(text, p.think_end, p.verdict_pattern)
         sample = Sample(status=ItemStatus.unparsed, text=text, thinking=verdict.thinking,
                         completion_tokens=len(c.token_ids))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -62,18 +63,19 @@ async def test_a_sure_direct_verdict_stands_and_an_unsure_one_is_thought_through
     easy, hard = await scorer.score([EASY, HARD], opts)
     assert (easy.judgment.judge_pass, easy.judgment.verdict, easy.judgment.reward) == ("direct", "correct", 1.0)
     assert easy.judgment.direct_prob == pytest.approx(0.97) and easy.judgment.verdict_prob == pytest.approx(0.97)
-    assert easy.judgment.status == ItemStatus.ok and easy.judgment.usage.completion_tokens == len("correct}")
+    assert easy.judgment.status == ItemStatus.ok and easy.judgment.usage.completion_tokens == 1  # "c" names it
     assert (hard.judgment.judge_pass, hard.judgment.verdict, hard.judgment.reward) == ("thinking", "incorrect", 0.0)
     assert hard.judgment.direct_prob == pytest.approx(0.6)
     thinking = len(engine.tokenizer.encode(perfect_nano_judge(engine.tokenizer.decode(engine.calls[-1]), 0),
                                            add_special_tokens=False))
-    assert hard.judgment.usage.completion_tokens == len("incorrect}") + thinking  # both passes
+    assert hard.judgment.usage.completion_tokens == 1 + thinking  # both passes
     assert sorted(kinds(engine)) == ["direct", "direct", "judge"]
     direct_prompt = engine.tokenizer.decode(engine.calls[kinds(engine).index("direct")])
     assert direct_prompt.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n\\boxed{")
     assert engine.specs[0].choices == ("correct}", "incorrect}") and engine.specs[0].temperature == 0.0
     assert dict(scorer.stats.direct_first) == {"direct": 1, "thinking": 1}
-    assert scorer.stats.direct_first_tokens["direct"] == len("correct}") + len("incorrect}")
+    assert scorer.stats.direct_first_tokens["direct"] == 2
+    assert engine.specs[0].max_tokens == 1  # the first token names the choice
 
 
 @pytest.mark.parametrize("threshold, passes", [(0.6, ["direct", "direct"]), (0.9, ["direct", "thinking"]),
@@ -155,7 +157,7 @@ def test_direct_first_over_http(engine, tmp_path):
         text = client.get("/metrics").text
         assert 'libra_direct_first_items_total{judge_pass="direct"} 1.0' in text
         assert 'libra_direct_first_items_total{judge_pass="thinking"} 1.0' in text
-        assert 'libra_direct_first_tokens_total{judge_pass="direct"} 18.0' in text  # "correct}" + "incorrect}"
+        assert 'libra_direct_first_tokens_total{judge_pass="direct"} 2.0' in text  # one token each names the choice
         bad = [({"direct_first": True, "judge": "compass-verifier"}, "direct_first",
                 "direct_first is not available: judge 'compass-verifier' declares no way to answer without thinking"),
                ({"direct_first": True, "direct_threshold": 0.5}, "direct_threshold", "greater than 0.5"),
@@ -168,3 +170,12 @@ def test_direct_first_over_http(engine, tmp_path):
             error = resp.json()["error"]
             assert error["param"] == param and message in error["message"], error
         assert client.post("/score", json={"items": items, "direct_first": True}).status_code == 200
+
+
+def test_a_direct_verdict_is_one_token_where_the_choices_begin_apart_and_whole_otherwise(tmp_path):
+    from service.judge.assets import ProfileAssets
+
+    p = direct_profile(tmp_path)
+    assert ProfileAssets.choice_by_first_char(p) == {"c": "correct}", "i": "incorrect}"}
+    for choices in (["correct}", "correctly}"], ["A", "AB"]):
+        assert ProfileAssets.choice_by_first_char(replace(p, force_choices=tuple(choices))) is None
