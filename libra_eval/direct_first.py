@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--thresholds", default="0.8,0.9,0.95,0.99")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--samples", type=int, default=0, help="also K voted samples, always-think and the cascade")
+    ap.add_argument("--samples-threshold", type=float, default=0.9, help="the cascade's threshold with --samples")
     ap.add_argument("--data", type=Path, action="append", help="a labeled JSONL (question, response, label: Libra "
                     "Bench's format) instead of the nano sets; repeatable")
     ap.add_argument("--limit", type=int, default=0, help="only the first N items of each set")
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             table[name] = measure(client, items, cfgs, args.rounds)
             report(name, table[name])
         if args.samples > 1:
-            cfgs = {k: {**v, **extra} for k, v in configs(thresholds[1:2], args.samples).items()}
+            cfgs = {k: {**v, **extra} for k, v in configs([args.samples_threshold], args.samples).items()}
             first = next(iter(sets.values()))
             items = load(first)[:args.limit] if args.limit else load(first)
             name = f"{next(iter(sets))}, k={args.samples}"
