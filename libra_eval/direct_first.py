@@ -7,12 +7,12 @@ items/s and the share decided without thinking, at several thresholds, in interl
 
 The server's judge must be able to answer without thinking (``GET /judges``: ``can_answer_directly``
 says the profile declares how; whether the model learned to is what this measures: a Qwen3-family judge
-with the ``libra`` profile. The bundled nano judge never learned to). Sets: the nano held-out items (1,000) and the nano
-bench (240 items in Libra Bench's format). Every configuration judges every item with the cache off, in
-an order rotated each round so no configuration always runs first; figures are medians over the rounds
-(accuracy and tokens do not move between rounds: greedy). ``--samples K`` adds always-think and the
-cascade with K voted samples (one round). Writes ``OUT.json`` and ``OUT.png`` (accuracy against tokens per
-item).
+with the ``libra`` profile, or the nano judge retrained for it, ``make nano-judge-direct``). Sets: the
+nano held-out items (1,000) and the nano bench (240 items in Libra Bench's format). Every configuration
+judges every item with the cache off, in an order rotated each round so no configuration always runs
+first; figures are medians over the rounds (accuracy and tokens do not move between rounds: greedy).
+``--samples K`` adds always-think and the cascade with K voted samples (one round). Writes ``OUT.json``
+and ``OUT.png`` (accuracy against tokens per item).
 """
 
 from __future__ import annotations
