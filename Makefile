@@ -101,7 +101,7 @@ direct-first: install
 	$(PY) -m libra_eval.direct_first --url $${DIRECT_URL:?set DIRECT_URL to a server whose judge answers without thinking} \
 	  --samples 3 --out docs/results/direct-first
 
-# The nano judge retrained to answer both ways (~55 min; docs/performance.md): 500 steps of a 3,000-step
+# The nano judge retrained to answer both ways (~60 min; docs/performance.md): 500 steps of a 3,000-step
 # schedule, then 2,500 more from there; then the same measurement on a server of its own (~10 min).
 NANO_DIRECT ?= /tmp/nano-judge-direct
 nano-judge-direct: install
